@@ -1,0 +1,257 @@
+"""The git object store behind a ledger: sharded entry paths, fast batch reads, atomic commits.
+
+Reads come from the branch HEAD points at (never the working tree). Appends build the new
+shard tree, its parents and the commit as loose objects in-process (GitPython's object
+database), then move the branch with `git update-ref NEW OLD` (compare-and-swap) under an
+exclusive lock, so a process killed at any point leaves the branch at the old or the new
+commit. The working tree and index are updated alongside so `git status` stays clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+from git.objects.fun import tree_entries_from_data, tree_to_stream
+from gitdb import IStream
+
+from ledger.errors import LedgerError
+
+ENTRY_DIR = "evidence"
+SHARD_SIZE = 1000
+FILE_MODE = 0o100644
+DIR_MODE = 0o040000
+AUTHOR = "evledger <evledger@localhost>"
+
+
+def entry_path(seq: int) -> str:
+    """Path of entry `seq` inside the ledger tree (≤ 1000 entries per shard folder)."""
+    return f"{ENTRY_DIR}/{seq // SHARD_SIZE:06d}/{seq:09d}.json"
+
+
+def seq_from_path(path: str) -> int | None:
+    """The seq a well-formed entry path names, else None."""
+    parts = path.split("/")
+    if len(parts) != 3 or parts[0] != ENTRY_DIR or not parts[2].endswith(".json"):
+        return None
+    stem = parts[2][:-5]
+    if not stem.isdigit() or len(stem) != 9:
+        return None
+    seq = int(stem)
+    return seq if entry_path(seq) == path else None
+
+
+@dataclass(frozen=True)
+class TreeItem:
+    """One blob in a listed tree."""
+
+    path: str
+    sha: str
+    mode: str
+
+
+class Store:
+    """A git repository used as an append-only entry store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        try:
+            self.repo = git.Repo(root)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+            raise LedgerError("not a git repository", path=root) from e
+        self.git_dir = Path(self.repo.git_dir)
+        self.bare = self.repo.bare
+
+    # ---------------------------------------------------------------- reading
+    def _git(self, *args: str, input_: bytes | None = None, check: bool = True) -> bytes:
+        proc = subprocess.run(
+            ["git", *args], cwd=self.root, input=input_, capture_output=True, check=False
+        )
+        if check and proc.returncode != 0:
+            msg = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise LedgerError(f"git {args[0]} failed: {msg[-1] if msg else proc.returncode}")
+        return proc.stdout
+
+    def branch_ref(self) -> str:
+        """The full ref HEAD points at (e.g. refs/heads/main)."""
+        out = self._git("symbolic-ref", "-q", "HEAD", check=False).strip()
+        if not out:
+            raise LedgerError("HEAD is detached; check out the ledger branch", path=self.root)
+        return out.decode()
+
+    def resolve(self, rev: str = "HEAD") -> str | None:
+        """Commit id of `rev`, or None if it does not exist (e.g. an empty repository)."""
+        out = self._git("rev-parse", "-q", "--verify", f"{rev}^{{commit}}", check=False).strip()
+        return out.decode() or None
+
+    def list_tree(self, rev: str, prefix: str = ENTRY_DIR, recursive: bool = True) -> list[TreeItem]:
+        """Blobs (or, non-recursive, direct children) under `prefix` at `rev`."""
+        args = ["ls-tree", "-z", "--full-tree"] + (["-r"] if recursive else []) + [rev, "--", prefix]
+        out = self._git(*args)
+        items = []
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition(b"\t")
+            mode, _type, sha = meta.decode().split(" ")
+            items.append(TreeItem(path.decode("utf-8", errors="surrogateescape"), sha, mode))
+        return items
+
+    def read_blobs(self, shas: Iterable[str]) -> Iterator[bytes]:
+        """Contents of many objects through one `git cat-file --batch` process, in order."""
+        shas = list(shas)
+        if not shas:
+            return
+        proc = subprocess.Popen(
+            ["git", "cat-file", "--batch"],
+            cwd=self.root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=1 << 20,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+
+        def feed() -> None:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write("".join(f"{s}\n" for s in shas).encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        out = proc.stdout
+        try:
+            for _ in shas:
+                header = out.readline().split()
+                if len(header) != 3:
+                    raise LedgerError(f"object {header[0].decode() if header else '?'} is missing")
+                size = int(header[2])
+                data = out.read(size)
+                out.read(1)
+                yield data
+        finally:
+            out.close()
+            proc.wait()
+            writer.join()
+
+    def read_path(self, rev: str, path: str) -> bytes | None:
+        """One file at `rev`, or None if absent."""
+        proc = subprocess.run(
+            ["git", "cat-file", "blob", f"{rev}:{path}"], cwd=self.root, capture_output=True, check=False
+        )
+        return proc.stdout if proc.returncode == 0 else None
+
+    # ---------------------------------------------------------------- writing
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive append lock shared by every evledger process on this repository."""
+        fd = os.open(self.git_dir / "evledger.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _store(self, kind: bytes, data: bytes) -> bytes:
+        return self.repo.odb.store(IStream(kind, len(data), io.BytesIO(data))).binsha
+
+    def _tree_entries(self, binsha: bytes | None) -> dict[str, tuple[bytes, int]]:
+        if binsha is None:
+            return {}
+        data = self.repo.odb.stream(binsha).read()
+        return {name: (sha, mode) for sha, mode, name in tree_entries_from_data(data)}
+
+    def _write_tree(self, entries: dict[str, tuple[bytes, int]]) -> bytes:
+        def key(name: str) -> bytes:
+            return name.encode() + (b"/" if entries[name][1] == DIR_MODE else b"")
+
+        ordered = [(entries[n][0], entries[n][1], n) for n in sorted(entries, key=key)]
+        buf = io.BytesIO()
+        tree_to_stream(ordered, buf.write)
+        return self._store(b"tree", buf.getvalue())
+
+    def _update_tree(self, tree: bytes | None, files: dict[str, bytes]) -> bytes:
+        """New tree id: `tree` with `files` (path relative to it -> blob id) written in."""
+        entries = self._tree_entries(tree)
+        nested: dict[str, dict[str, bytes]] = {}
+        for path, blob in files.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                nested.setdefault(head, {})[rest] = blob
+            else:
+                entries[head] = (blob, FILE_MODE)
+        for name, sub in nested.items():
+            current = entries.get(name)
+            sub_tree = current[0] if current and current[1] == DIR_MODE else None
+            entries[name] = (self._update_tree(sub_tree, sub), DIR_MODE)
+        return self._write_tree(entries)
+
+    def commit_files(self, files: dict[str, bytes], message: str, parent: str | None) -> str:
+        """Commit `files` on top of `parent` and move the branch (CAS); call under `lock()`."""
+        for path in files:
+            _check_relpath(path)
+        blobs = {path: self._store(b"blob", data) for path, data in files.items()}
+        parent_tree = None
+        if parent is not None:
+            parent_tree = self.repo.commit(parent).tree.binsha
+        tree = self._update_tree(parent_tree, blobs)
+        commit = self._write_commit(tree, parent, message)
+        self._sync_worktree(files, blobs)
+        ref = self.branch_ref()
+        self._git("update-ref", "-m", "evledger append", ref, commit, parent or "0" * 40)
+        return commit
+
+    def _write_commit(self, tree: bytes, parent: str | None, message: str) -> str:
+        import time
+
+        stamp = f"{int(time.time())} +0000"
+        lines = [f"tree {tree.hex()}"]
+        if parent:
+            lines.append(f"parent {parent}")
+        lines += [f"author {AUTHOR} {stamp}", f"committer {AUTHOR} {stamp}", "", message]
+        return self._store(b"commit", ("\n".join(lines) + "\n").encode()).hex()
+
+    def _sync_worktree(self, files: dict[str, bytes], blobs: dict[str, bytes]) -> None:
+        """Write the files into the working tree and stage them, before the branch moves."""
+        if self.bare:
+            return
+        root = self.root.resolve()
+        for path, data in files.items():
+            target = root / path
+            _safe_parent(root, target)
+            tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        info = "".join(f"{FILE_MODE:o} {blobs[p].hex()}\t{p}\n" for p in files).encode()
+        self._git("update-index", "--add", "--index-info", input_=info)
+
+
+def _check_relpath(path: str) -> None:
+    if path.startswith("/") or any(part in ("", ".", "..", ".git") for part in path.split("/")):
+        raise LedgerError(f"refusing to write outside the ledger: {path!r}")
+
+
+def _safe_parent(root: Path, target: Path) -> None:
+    """Create the parents of `target` inside `root`, refusing symlinks anywhere on the way."""
+    current = root
+    for part in target.relative_to(root).parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise LedgerError("refusing to follow a symlink in the ledger", path=current)
+        if not current.exists():
+            current.mkdir()
+        elif not current.is_dir():
+            raise LedgerError("expected a folder", path=current)
+    if target.is_symlink():
+        raise LedgerError("refusing to overwrite a symlink in the ledger", path=target)
