@@ -1,0 +1,161 @@
+"""GPTQ-style quantization with error feedback (Frantar et al., 2022), group-wise asymmetric.
+
+W is [out, in]; groups run along the input dimension (columns), `group_size` columns per
+group and row, each with its own scale and zero point. With H = 2·XᵀX from calibration
+inputs X [tokens, in], the columns are quantized one at a time in order and the rounding
+error of each column is pushed onto the not-yet-quantized columns through the upper
+Cholesky factor of H⁻¹, so that ‖XWᵀ - XŴᵀ‖ is reduced rather than ‖W - Ŵ‖. Work is
+blocked (lazy batch updates) for speed. Everything is deterministic on one machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+GridFn = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def minmax_grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric min/max grid of a block [rows, n]: (scale, zero), each [rows, 1], fp16-exact."""
+    maxq = (1 << bits) - 1
+    lo = w.amin(dim=1, keepdim=True).clamp(max=0.0)
+    hi = w.amax(dim=1, keepdim=True).clamp(min=0.0)
+    scale = ((hi - lo) / maxq).to(torch.float16).to(torch.float32)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    zero = torch.round(-lo / scale).clamp(0, maxq)
+    return scale, zero
+
+
+def quantize_codes(
+    w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
+) -> torch.Tensor:
+    """Integer codes of `w` on the grid (scale, zero), clamped to [0, 2^bits - 1]."""
+    return torch.clamp(torch.round(w / scale) + zero, 0, (1 << bits) - 1)
+
+
+def dequantize(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    """Reconstruct weights from codes and their grid."""
+    return scale * (codes - zero)
+
+
+@dataclass
+class QuantResult:
+    """Codes [out, in] (uint8), per-group scale/zero [out, groups], reconstruction [out, in]."""
+
+    codes: torch.Tensor
+    scale: torch.Tensor
+    zero: torch.Tensor
+    weight: torch.Tensor
+    bits: int
+    group_size: int
+
+
+def _effective_group(group_size: int, cols: int) -> int:
+    """Group size along the columns; ≤ 0 or ≥ cols means one group per row."""
+    return cols if group_size <= 0 or group_size >= cols else group_size
+
+
+def _expand(p: torch.Tensor, gs: int, cols: int) -> torch.Tensor:
+    """Per-group parameters [rows, groups] expanded to per-column [rows, cols]."""
+    return p.repeat_interleave(gs, dim=1)[:, :cols]
+
+
+def rtn(w: torch.Tensor, bits: int, group_size: int, grid: GridFn = minmax_grid) -> QuantResult:
+    """Plain round-to-nearest on the same group-wise grid (the GPTQ baseline)."""
+    w = w.to(torch.float32)
+    cols = w.shape[1]
+    gs = _effective_group(group_size, cols)
+    scales, zeros = [], []
+    for c in range(0, cols, gs):
+        s, z = grid(w[:, c : c + gs], bits)
+        scales.append(s)
+        zeros.append(z)
+    scale, zero = torch.cat(scales, 1), torch.cat(zeros, 1)
+    se, ze = _expand(scale, gs, cols), _expand(zero, gs, cols)
+    codes = quantize_codes(w, se, ze, bits)
+    return QuantResult(codes.to(torch.uint8), scale, zero, dequantize(codes, se, ze), bits, gs)
+
+
+def _hinv_upper(h: torch.Tensor, damp: float) -> torch.Tensor:
+    """Upper Cholesky factor of (H + λI)⁻¹, λ = damp·mean(diag H); retries with more damping."""
+    h = h.to(torch.float64)
+    n = h.shape[0]
+    mean_diag = float(torch.diagonal(h).mean())
+    lam = damp * (mean_diag if mean_diag > 0 else 1.0)
+    eye = torch.eye(n, dtype=torch.float64)
+    for _ in range(8):
+        chol, info = torch.linalg.cholesky_ex(h + lam * eye)
+        if int(info) == 0:
+            hinv = torch.cholesky_inverse(chol)
+            up, info2 = torch.linalg.cholesky_ex(hinv, upper=True)
+            if int(info2) == 0:
+                return up
+        lam = lam * 10 if lam > 0 else 1e-6 * max(mean_diag, 1.0)
+    raise ValueError("H is not positive definite even after heavy damping")
+
+
+def gptq(
+    w: torch.Tensor,
+    h: torch.Tensor,
+    bits: int,
+    group_size: int,
+    *,
+    damp: float = 0.01,
+    block_size: int = 128,
+    grid: GridFn = minmax_grid,
+) -> QuantResult:
+    """Quantize W [out, in] given H [in, in] (= 2·XᵀX) with GPTQ error feedback."""
+    w = w.to(torch.float32).clone()
+    rows, cols = w.shape
+    if h.shape != (cols, cols):
+        raise ValueError(f"H has shape {tuple(h.shape)}, expected {(cols, cols)}")
+    gs = _effective_group(group_size, cols)
+    h = h.to(torch.float64).clone()
+    dead = torch.diagonal(h) == 0
+    h[dead, dead] = 1.0
+    w[:, dead] = 0.0
+    hinv = _hinv_upper(h, damp).to(torch.float32)
+    # Block boundaries aligned with group starts, so each group's grid is taken from
+    # fully error-updated weights.
+    if gs <= block_size:
+        bs = gs * max(1, block_size // gs)
+    else:
+        bs = block_size if gs % block_size == 0 else gs
+    n_groups = -(-cols // gs)
+    scale = torch.empty(rows, n_groups)
+    zero = torch.empty(rows, n_groups)
+    codes = torch.empty(rows, cols)
+    q_all = torch.empty(rows, cols)
+    s_col = z_col = torch.empty(0)
+    for i1 in range(0, cols, bs):
+        i2 = min(i1 + bs, cols)
+        w1 = w[:, i1:i2].clone()
+        err1 = torch.zeros_like(w1)
+        hinv1 = hinv[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            c = i1 + i
+            if c % gs == 0:
+                g_end = min(c + gs, cols)
+                blk = torch.cat([w1[:, i : min(g_end, i2) - i1], w[:, i2:g_end]], dim=1)
+                s_col, z_col = grid(blk, bits)
+                scale[:, c // gs] = s_col[:, 0]
+                zero[:, c // gs] = z_col[:, 0]
+            col = w1[:, i : i + 1]
+            q = quantize_codes(col, s_col, z_col, bits)
+            deq = dequantize(q, s_col, z_col)
+            codes[:, c : c + 1] = q
+            q_all[:, c : c + 1] = deq
+            e = (col - deq) / hinv1[i, i]
+            w1[:, i:] -= e @ hinv1[i : i + 1, i:]
+            err1[:, i : i + 1] = e
+        w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+    return QuantResult(codes.to(torch.uint8), scale, zero, q_all, bits, gs)
+
+
+def output_error(x: torch.Tensor, w: torch.Tensor, w_hat: torch.Tensor) -> float:
+    """‖X Wᵀ - X Ŵᵀ‖_F in float64."""
+    x64 = x.to(torch.float64)
+    return float(torch.linalg.norm(x64 @ (w.to(torch.float64) - w_hat.to(torch.float64)).T))
