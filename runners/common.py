@@ -1,0 +1,68 @@
+"""Parameters and loops shared by the scalar-quantization runners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runners.base import Measurement, Param, ProgressFn
+from runners.measure import (
+    Calibration,
+    CompressedMatrix,
+    ReconstructionDigest,
+    matrix_row,
+    scalar_compress,
+    summarize,
+)
+from runners.model import ModelSource
+
+MATRICES = Param("matrices", "linear",
+                 "which tensors count: linear (2-D weights, no embeddings), ffn, attention, "
+                 "all2d (incl. embeddings) or re:REGEX", "str")
+CALIBRATION = Param("calibration", "gaussian",
+                    "calibration inputs for output cos: gaussian (seeded) or activations "
+                    "(real model inputs when the model can run; else gaussian)", "str",
+                    choices=("gaussian", "activations"))
+CALIB_SAMPLES = Param("calib_samples", 256, "calibration input rows per matrix", "int",
+                      minimum=8, maximum=65536)
+
+
+def bits_param(default: int) -> Param:
+    """The `bits` parameter (2..8)."""
+    return Param("bits", default, "bits per code (asymmetric, 2..8)", "int", minimum=2, maximum=8)
+
+
+def group_param(default: int) -> Param:
+    """The `group_size` parameter."""
+    return Param("group_size", default, "values per group sharing one fp16 scale and zero",
+                 "int", minimum=1, maximum=1 << 20)
+
+
+def selected(model: ModelSource, params: dict[str, Any]) -> ModelSource:
+    """The model source with the runner's `matrices` selection applied."""
+    sel = params.get("matrices", model.matrices)
+    if sel == model.matrices:
+        return model
+    return ModelSource(model.requested if not model.is_default else None, matrices=sel)
+
+
+def scalar_measure(model: ModelSource, params: dict[str, Any], progress: ProgressFn,
+                   rank: int = 0) -> tuple[Measurement, list[tuple[Any, CompressedMatrix]]]:
+    """Group-quantize every counted matrix; rows, summary metrics, digest (keeps codes)."""
+    model = selected(model, params)
+    calib = Calibration(model, params.get("calibration", "gaussian"),
+                        params.get("calib_samples", 256), seed=0)
+    digest = ReconstructionDigest()
+    rows: list[dict[str, Any]] = []
+    kept: list[tuple[Any, CompressedMatrix]] = []
+    infos = model.matrix_infos()
+    for i, (info, w) in enumerate(model.iter_matrices()):
+        cm = scalar_compress(w, params["bits"], params["group_size"], rank)
+        rows.append(matrix_row(info, w, cm, calib.inputs(info)))
+        digest.update(cm.w_hat)
+        kept.append((info, cm))
+        cm.w_hat = cm.w_hat[:0]  # drop the reconstruction; codes stay for later coders
+        progress(info.name, i + 1, len(infos))
+    metrics = summarize(rows)
+    extra = {"subjects": [calib.subject()], "calibration": {"requested": calib.kind,
+                                                            "used": calib.used}}
+    return Measurement(metrics, rows, digest.hexdigest(), extra), kept

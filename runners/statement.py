@@ -1,0 +1,165 @@
+"""Run a runner repeatedly in fresh state and build its in-toto Statement v1."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from runners.base import Measurement, ProgressFn, Runner, no_progress, resolve_params
+from runners.measure import rate_distortion
+from runners.model import ModelSource
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_BASE = "https://evledger.dev/predicates"
+MAX_SAFE_INT = 2**53 - 1
+SEED = 0
+RESERVED = {"runner", "params", "metrics", "rows", "determinism", "environment",
+            "rate_distortion", "ledger"}
+
+
+def predicate_type(runner_name: str) -> str:
+    """The predicateType URI of a runner."""
+    return f"{PREDICATE_BASE}/{runner_name}/v1"
+
+
+def default_threads() -> int:
+    """Fixed thread count used for measurements (at most 2, so results match across hosts)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def to_json_safe(value: Any, where: str = "$") -> Any:
+    """Deep copy with finite numbers only (raise on NaN/inf) and big integers as strings."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        v = int(value)
+        return str(v) if abs(v) > MAX_SAFE_INT else v
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"non-finite number at {where}: {v}")
+        return v
+    if isinstance(value, dict):
+        return {str(k): to_json_safe(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return to_json_safe(value.item(), where)
+    raise TypeError(f"value at {where} is not JSON-serialisable: {type(value).__name__}")
+
+
+def _numeric(v: Any) -> float | None:
+    """A metric as float for delta computation (bools count as 0/1), else None."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        return float(v)
+    return None
+
+
+def determinism_block(runs: list[Measurement]) -> dict[str, Any]:
+    """max |Δ| over numeric metrics across runs, per-metric deltas, digests equal or not."""
+    deltas: dict[str, float] = {}
+    first = runs[0].metrics
+    for key in first:
+        values = [_numeric(r.metrics.get(key)) for r in runs]
+        if any(v is None for v in values):
+            continue
+        nums = [v for v in values if v is not None]
+        deltas[key] = max(nums) - min(nums)
+    digests = [r.reconstruction_digest for r in runs]
+    keys_equal = all(set(r.metrics) == set(first) for r in runs)
+    return {
+        "runs": len(runs),
+        "delta": max(deltas.values(), default=0.0),
+        "deltas": deltas,
+        "reconstruction_digest": digests[0],
+        "digests_equal": all(d == digests[0] for d in digests) and keys_equal,
+    }
+
+
+def environment(threads: int, seeds: dict[str, int]) -> dict[str, Any]:
+    """Python, torch, numpy, platform, threads and seeds of this measurement."""
+    return {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "threads": threads,
+        "deterministic_algorithms": True,
+        "seeds": seeds,
+    }
+
+
+def measure_once(runner: Runner, model: ModelSource, params: dict[str, Any],
+                 progress: ProgressFn, threads: int, seed: int) -> Measurement:
+    """One measurement in fresh, seeded, deterministic torch state (settings restored after)."""
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True)
+        torch.manual_seed(seed)
+        return runner.measure(model, dict(params), progress)
+    finally:
+        torch.set_num_threads(prev_threads)
+        torch.use_deterministic_algorithms(prev_det)
+
+
+def run_runner(runner: Runner, model: ModelSource, params: dict[str, Any] | None = None,
+               repeat: int = 2, progress: ProgressFn | None = None,
+               threads: int | None = None, seed: int = SEED) -> dict[str, Any]:
+    """Measure `repeat` (>= 2) times in fresh state and return the in-toto Statement v1 dict."""
+    if repeat < 2:
+        raise ValueError("repeat must be >= 2 (determinism needs two measurements)")
+    resolved = resolve_params(runner, params)
+    progress = progress or no_progress
+    threads = threads or default_threads()
+    runs: list[Measurement] = []
+    for i in range(repeat):
+        def report(label: str, done: int, total: int, _i: int = i) -> None:
+            progress(f"run {_i + 1}/{repeat}: {label}", done, total)
+        runs.append(measure_once(runner, model, resolved, report, threads, seed))
+    first = runs[0]
+    det = determinism_block(runs)
+    metrics = dict(first.metrics)
+    metrics["determinism_delta"] = det["delta"]
+    subjects = [{"name": f.name, "digest": {"sha256": f.sha256}} for f in model.files()]
+    subjects.extend(first.extra.get("subjects", []))
+    predicate: dict[str, Any] = {
+        "runner": {"name": runner.name, "version": runner.version},
+        "params": resolved,
+        "metrics": metrics,
+        "rows": first.rows,
+        "determinism": det,
+        "environment": environment(threads, {"torch": seed, **first.extra.get("seeds", {})}),
+    }
+    if "rate_distortion" in first.extra:
+        predicate["rate_distortion"] = first.extra["rate_distortion"]
+    elif "cos_min" in metrics and "ratio_fp16_effective" in metrics:
+        predicate["rate_distortion"] = rate_distortion(
+            float(metrics["cos_min"]), float(metrics["ratio_fp16_effective"]))
+    predicate["model"] = {
+        "path": model.requested.name,
+        "default": model.is_default,
+        "matrices": model.matrices,
+        "tensors": model.summary(),
+    }
+    for key, value in first.extra.items():
+        if key not in ("subjects", "seeds", "rate_distortion") and key not in RESERVED:
+            predicate[key] = value
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": predicate_type(runner.name),
+        "predicate": predicate,
+    }
+    return to_json_safe(statement)
