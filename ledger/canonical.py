@@ -48,7 +48,9 @@ def loads_strict(data: bytes | str, *, path: Path | str | None = None) -> Any:
     except UnicodeDecodeError as e:
         raise InputError("not UTF-8 text", path=path) from e
     except json.JSONDecodeError as e:
-        raise InputError(f"not JSON ({e.msg} at line {e.lineno} column {e.colno})", path=path) from e
+        raise InputError(
+            f"not JSON ({e.msg} at line {e.lineno} column {e.colno})", path=path
+        ) from e
     except ValueError as e:
         raise InputError(str(e), path=path) from e
 

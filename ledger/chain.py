@@ -73,7 +73,9 @@ class Entry:
     @property
     def signer_keyids(self) -> list[str]:
         """Keyids named by the envelope's signatures."""
-        return [s.get("keyid", "") for s in self.envelope.get("signatures", []) if isinstance(s, dict)]
+        return [
+            s.get("keyid", "") for s in self.envelope.get("signatures", []) if isinstance(s, dict)
+        ]
 
     @property
     def subjects(self) -> list[dict[str, Any]]:
@@ -116,4 +118,6 @@ def parse_entry(raw: bytes, path: str = "") -> Entry:
     if not isinstance(envelope, dict):
         raise ValueError("entry lacks an envelope")
     prev = doc.get("prev")
-    return Entry(seq, prev if isinstance(prev, str) else None, kind, envelope, raw, sha256_digest(raw), path)
+    return Entry(
+        seq, prev if isinstance(prev, str) else None, kind, envelope, raw, sha256_digest(raw), path
+    )

@@ -37,7 +37,9 @@ def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def sign_envelope(payload: bytes, keys: list[SigningKey], payload_type: str = PAYLOAD_TYPE) -> dict[str, Any]:
+def sign_envelope(
+    payload: bytes, keys: list[SigningKey], payload_type: str = PAYLOAD_TYPE
+) -> dict[str, Any]:
     """A DSSE envelope dict over exact payload bytes, one signature per key."""
     if not payload_type.isascii():
         raise ValueError("payloadType must be ASCII")

@@ -27,7 +27,7 @@ class UsageError(EvledgerError):
     """The command was called wrongly (exit 2)."""
 
 
-class KeyError_(EvledgerError):  # noqa: N801 - avoid shadowing the builtin KeyError
+class SigningKeyError(EvledgerError):
     """A signing key is missing, unreadable or not trusted (exit 2)."""
 
 

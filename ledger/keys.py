@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.errors import InputError, KeyError_, UsageError
+from ledger.errors import InputError, SigningKeyError, UsageError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -107,7 +107,9 @@ def _passphrase(passphrase: str | None) -> bytes | None:
     return value.encode() if value else None
 
 
-def generate_key(name: str, *, passphrase: str | None = None, directory: Path | None = None) -> SigningKey:
+def generate_key(
+    name: str, *, passphrase: str | None = None, directory: Path | None = None
+) -> SigningKey:
     """Create a new Ed25519 key pair in the key store; refuses to overwrite or write into a repo."""
     check_name(name)
     directory = directory or keys_dir()
@@ -133,23 +135,25 @@ def generate_key(name: str, *, passphrase: str | None = None, directory: Path | 
     return SigningKey(name, private_key)
 
 
-def load_key(name: str, *, passphrase: str | None = None, directory: Path | None = None) -> SigningKey:
+def load_key(
+    name: str, *, passphrase: str | None = None, directory: Path | None = None
+) -> SigningKey:
     """Load a private key by name from the key store."""
     check_name(name)
     key_path = (directory or keys_dir()) / f"{name}.key"
     if not key_path.is_file():
-        raise KeyError_(f"no private key named {name!r} (looked in {key_path.parent})")
+        raise SigningKeyError(f"no private key named {name!r} (looked in {key_path.parent})")
     if key_path.stat().st_mode & 0o077:
-        raise KeyError_(f"{key_path} is readable by others; run: chmod 600 {key_path}")
+        raise SigningKeyError(f"{key_path} is readable by others; run: chmod 600 {key_path}")
     data = key_path.read_bytes()
     try:
         key = serialization.load_pem_private_key(data, password=_passphrase(passphrase))
     except TypeError as e:
-        raise KeyError_(f"key {name!r} is encrypted: set EVLEDGER_PASSPHRASE") from e
+        raise SigningKeyError(f"key {name!r} is encrypted: set EVLEDGER_PASSPHRASE") from e
     except ValueError as e:
-        raise KeyError_(f"cannot read key {name!r}: wrong passphrase or not a PEM key") from e
+        raise SigningKeyError(f"cannot read key {name!r}: wrong passphrase or not a PEM key") from e
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyError_(f"key {name!r} is not an Ed25519 key")
+        raise SigningKeyError(f"key {name!r} is not an Ed25519 key")
     return SigningKey(name, key)
 
 

@@ -92,9 +92,13 @@ class Store:
         out = self._git("rev-parse", "-q", "--verify", f"{rev}^{{commit}}", check=False).strip()
         return out.decode() or None
 
-    def list_tree(self, rev: str, prefix: str = ENTRY_DIR, recursive: bool = True) -> list[TreeItem]:
+    def list_tree(
+        self, rev: str, prefix: str = ENTRY_DIR, recursive: bool = True
+    ) -> list[TreeItem]:
         """Blobs (or, non-recursive, direct children) under `prefix` at `rev`."""
-        args = ["ls-tree", "-z", "--full-tree"] + (["-r"] if recursive else []) + [rev, "--", prefix]
+        args = (
+            ["ls-tree", "-z", "--full-tree"] + (["-r"] if recursive else []) + [rev, "--", prefix]
+        )
         out = self._git(*args)
         items = []
         for record in out.split(b"\0"):
@@ -147,7 +151,10 @@ class Store:
     def read_path(self, rev: str, path: str) -> bytes | None:
         """One file at `rev`, or None if absent."""
         proc = subprocess.run(
-            ["git", "cat-file", "blob", f"{rev}:{path}"], cwd=self.root, capture_output=True, check=False
+            ["git", "cat-file", "blob", f"{rev}:{path}"],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
         )
         return proc.stdout if proc.returncode == 0 else None
 
@@ -181,21 +188,27 @@ class Store:
         tree_to_stream(ordered, buf.write)
         return self._store(b"tree", buf.getvalue())
 
-    def _update_tree(self, tree: bytes | None, files: dict[str, bytes]) -> bytes:
-        """New tree id: `tree` with `files` (path relative to it -> blob id) written in."""
+    def _update_tree(self, tree: bytes | None, files: dict[str, bytes | None]) -> bytes | None:
+        """New tree id: `tree` with `files` (relative path -> blob id, None deletes) applied."""
         entries = self._tree_entries(tree)
-        nested: dict[str, dict[str, bytes]] = {}
+        nested: dict[str, dict[str, bytes | None]] = {}
         for path, blob in files.items():
             head, sep, rest = path.partition("/")
             if sep:
                 nested.setdefault(head, {})[rest] = blob
+            elif blob is None:
+                entries.pop(head, None)
             else:
                 entries[head] = (blob, FILE_MODE)
         for name, sub in nested.items():
             current = entries.get(name)
             sub_tree = current[0] if current and current[1] == DIR_MODE else None
-            entries[name] = (self._update_tree(sub_tree, sub), DIR_MODE)
-        return self._write_tree(entries)
+            new = self._update_tree(sub_tree, sub)
+            if new is None:
+                entries.pop(name, None)
+            else:
+                entries[name] = (new, DIR_MODE)
+        return self._write_tree(entries) if entries else None
 
     def commit_files(self, files: dict[str, bytes], message: str, parent: str | None) -> str:
         """Commit `files` on top of `parent` and move the branch (CAS); call under `lock()`."""
@@ -205,12 +218,29 @@ class Store:
         parent_tree = None
         if parent is not None:
             parent_tree = self.repo.commit(parent).tree.binsha
-        tree = self._update_tree(parent_tree, blobs)
-        commit = self._write_commit(tree, parent, message)
+        tree = self._update_tree(parent_tree, dict(blobs))
+        commit = self._write_commit(tree or self._write_tree({}), parent, message)
         self._sync_worktree(files, blobs)
         ref = self.branch_ref()
         self._git("update-ref", "-m", "evledger append", ref, commit, parent or "0" * 40)
         return commit
+
+    def remove_paths(self, paths: list[str], message: str) -> str:
+        """Commit the removal of non-entry files (e.g. a revoked key's .pub); takes the lock."""
+        with self.lock():
+            parent = self.resolve()
+            if parent is None:
+                raise LedgerError("nothing to remove from an empty ledger")
+            tree = self._update_tree(self.repo.commit(parent).tree.binsha, dict.fromkeys(paths))
+            commit = self._write_commit(tree or self._write_tree({}), parent, message)
+            if not self.bare:
+                self._git("update-index", "--force-remove", "--", *paths)
+                for path in paths:
+                    target = self.root / path
+                    if target.is_file() and not target.is_symlink():
+                        target.unlink()
+            self._git("update-ref", "-m", "evledger", self.branch_ref(), commit, parent)
+            return commit
 
     def _write_commit(self, tree: bytes, parent: str | None, message: str) -> str:
         import time

@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.protocols import Validator
 
@@ -42,6 +43,16 @@ def validator(relpath: str) -> Validator:
     return cls(schema)
 
 
+@cache
+def _fast(relpath: str) -> Any:
+    return jsonschema_rs.validator_for(load(relpath))
+
+
+def is_valid(relpath: str, instance: Any) -> bool:
+    """Fast validity check (compiled Rust validator); use `errors` for the messages."""
+    return bool(_fast(relpath).is_valid(instance))
+
+
 def predicate_schema_path(ptype: str) -> str | None:
     """Schema file for a predicateType of ours, or None if we ship none."""
     if not ptype.startswith(PREDICATE_PREFIX):
@@ -59,11 +70,13 @@ def legacy_schema_path(schema_id: str) -> str | None:
 
 def errors(relpath: str, instance: Any) -> list[str]:
     """Human-readable validation errors (empty if valid), best first."""
-    v = validator(relpath)
-    if v.is_valid(instance):
+    if is_valid(relpath, instance):
         return []
+    v = validator(relpath)
     out = []
     for err in sorted(v.iter_errors(instance), key=lambda e: (len(e.path), str(e.path))):
-        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        where = "$" + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path
+        )
         out.append(f"{where}: {err.message}")
     return out

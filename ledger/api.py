@@ -1,0 +1,393 @@
+"""The ledger facade used by the CLI, the runners and the TUI."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+
+import schemas
+from ledger import checkpoint as notes
+from ledger import merkle
+from ledger.canonical import canonical_bytes, digest_bytes, loads_strict, sha256_digest
+from ledger.chain import Entry, build_entry, parse_entry
+from ledger.envelope import STATEMENT_TYPE, parse_envelope
+from ledger.errors import InputError, SigningKeyError, LedgerError, UsageError
+from ledger.keys import SigningKey, default_key_name, generate_key, keyid_of, load_key, public_pem
+from ledger.store import ENTRY_DIR, Store, entry_path
+from ledger.verify import CHECKPOINT_DIR, Report, iter_entries, verify_ledger
+
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated input waiting to be appended."""
+
+    statement: dict[str, Any]
+    kind: str
+    source: str
+
+
+def find_ledger_root(path: Path | None = None) -> Path:
+    """`path`, else $EVLEDGER_LEDGER, else the git root of the current folder."""
+    if path is not None:
+        return Path(path)
+    if env := os.environ.get("EVLEDGER_LEDGER"):
+        return Path(env)
+    try:
+        repo = git.Repo(Path.cwd(), search_parent_directories=True)
+    except git.InvalidGitRepositoryError as e:
+        raise UsageError("not inside a ledger (no git repository here); use --ledger PATH") from e
+    return Path(repo.working_tree_dir or repo.git_dir)
+
+
+def open_ledger(path: Path | str | None = None) -> Ledger:
+    """Open an existing ledger."""
+    return Ledger(find_ledger_root(Path(path) if path else None))
+
+
+def init_ledger(path: Path, key_name: str | None = None) -> tuple[Ledger, Entry]:
+    """Create a ledger: git repository, genesis entry naming the root key, keys/ and evidence/."""
+    path.mkdir(parents=True, exist_ok=True)
+    if (path / ".git").exists():
+        repo = git.Repo(path)
+        if repo.head.is_valid() and (Path(path) / ENTRY_DIR).exists():
+            raise UsageError(f"{path} is already a ledger")
+    else:
+        repo = git.Repo.init(path, initial_branch="main")
+    with repo.config_writer() as cfg:
+        cfg.set_value("core", "splitIndex", "true")
+    key = _signing_key(key_name, create=True)
+    ledger = Ledger(path)
+    origin = f"evledger.dev/ledger/{secrets.token_hex(8)}"
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": f"key:{key.name}", "digest": {"sha256": key.keyid}}],
+        "predicateType": schemas.predicate_type("genesis"),
+        "predicate": {"origin": origin, "root_key": _key_doc(key.name, key)},
+    }
+    with ledger.store.lock():
+        entry = build_entry(statement, kind="genesis", seq=0, prev=None, keys=[key])
+        files = {
+            entry_path(0): entry.raw,
+            f"keys/{key.name}.pub": public_pem(key.public_key).encode(),
+        }
+        files["README.md"] = _LEDGER_README.encode()
+        ledger.store.commit_files(files, f"evledger: genesis ({origin})", ledger.store.resolve())
+    return ledger, entry
+
+
+_LEDGER_README = """# evledger ledger
+
+Signed, hash-chained evidence. Verify offline with `evledger verify`; browse with `evledger tui`.
+`evidence/` holds one entry per file, `keys/` the public keys, `checkpoints/` signed tree heads.
+"""
+
+
+def _key_doc(name: str, key: SigningKey) -> dict[str, str]:
+    return {"keyid": key.keyid, "name": name, "public_key": public_pem(key.public_key)}
+
+
+def _signing_key(name: str | None, *, create: bool = False) -> SigningKey:
+    name = name or default_key_name()
+    try:
+        return load_key(name)
+    except SigningKeyError:
+        if not create:
+            raise
+        return generate_key(name)
+
+
+def prepare_input(path: Path) -> Prepared:
+    """Read and validate one input file: our statement, legacy POC evidence or a DSSE envelope."""
+    if path.is_symlink():
+        raise InputError("refusing a symlink", path=path)
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise InputError(f"larger than {MAX_INPUT_BYTES // 2**20} MiB", path=path)
+    raw = path.read_bytes()
+    doc = loads_strict(raw, path=path)
+    if not isinstance(doc, dict):
+        raise InputError("not a JSON object", path=path)
+    if "schema_id" in doc:
+        return _prepare_legacy(doc, raw, path)
+    if "payloadType" in doc:
+        return _prepare_import(doc, path)
+    if doc.get("_type") == STATEMENT_TYPE:
+        return _prepare_statement(doc, path)
+    raise InputError("not an in-toto statement, DSSE envelope or legacy POC evidence", path=path)
+
+
+def _prepare_legacy(doc: dict[str, Any], raw: bytes, path: Path) -> Prepared:
+    schema_id = doc["schema_id"]
+    rel = schemas.legacy_schema_path(str(schema_id))
+    if rel is None:
+        raise InputError(f"unknown schema_id {schema_id!r}", path=path)
+    if errs := schemas.errors(rel, doc):
+        raise InputError(f"does not match {schema_id}: {errs[0]}", path=path)
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": path.name, "digest": {"sha256": sha256_digest(raw)[7:]}}],
+        "predicateType": schemas.predicate_type("legacy"),
+        "predicate": {"schema_id": schema_id, "document": doc, "source": {"file": path.name}},
+    }
+    return Prepared(statement, "evidence", str(path))
+
+
+def _prepare_import(doc: dict[str, Any], path: Path) -> Prepared:
+    try:
+        env = parse_envelope(doc)
+        inner = loads_strict(env.payload, path=path)
+    except ValueError as e:
+        raise InputError(f"not a DSSE envelope: {e}", path=path) from e
+    subject = inner.get("subject") if isinstance(inner, dict) else None
+    if not isinstance(subject, list) or not subject:
+        subject = [{"name": path.name, "digest": {"sha256": sha256_digest(env.payload)[7:]}}]
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": subject,
+        "predicateType": schemas.predicate_type("import"),
+        "predicate": {"envelope": doc, "source": {"file": path.name}},
+    }
+    return Prepared(statement, "import", str(path))
+
+
+def _prepare_statement(doc: dict[str, Any], path: Path | None) -> Prepared:
+    probe = dict(doc)
+    probe["predicate"] = {**doc.get("predicate", {}), "ledger": _PROBE_BINDING}
+    if errs := schemas.errors("statement.v1.schema.json", probe):
+        raise InputError(f"not a valid statement: {errs[0]}", path=path)
+    rel = schemas.predicate_schema_path(str(doc["predicateType"]))
+    if rel is None:
+        raise InputError(f"no schema for predicateType {doc['predicateType']}", path=path)
+    if errs := schemas.errors(rel, probe["predicate"]):
+        raise InputError(f"predicate does not match its schema: {errs[0]}", path=path)
+    if rel.startswith(("predicates/genesis", "predicates/key-")):
+        raise InputError("key and genesis entries are made by `evledger keys`/`init`", path=path)
+    kind = "reproduction" if "reproduction" in rel else "policy" if "policy" in rel else "evidence"
+    return Prepared(doc, kind, str(path) if path else "<statement>")
+
+
+_PROBE_BINDING = {"seq": 0, "prev": None, "kind": "evidence", "time": "2000-01-01T00:00:00Z"}
+
+
+class Ledger:
+    """An evledger ledger in a git repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = Store(root)
+
+    # ------------------------------------------------------------- reading
+    def entries(self, rev: str = "HEAD") -> Iterator[Entry]:
+        """All entries in seq order (not verified; use `verify` for that)."""
+        if self.store.resolve(rev) is None:
+            return iter(())
+        return iter_entries(self.store, rev)
+
+    def tip(self, rev: str = "HEAD") -> tuple[int, str] | None:
+        """(seq, digest) of the newest entry, or None for an empty ledger."""
+        commit = self.store.resolve(rev)
+        if commit is None:
+            return None
+        try:
+            shards = self.store.repo.commit(commit).tree / ENTRY_DIR
+            last_shard = max(shards.trees, key=lambda t: t.name)
+            last = max(last_shard.blobs, key=lambda b: b.name)
+        except (KeyError, ValueError):
+            return None
+        raw = last.data_stream.read()
+        return parse_entry(raw).seq, sha256_digest(raw)
+
+    def resolve(self, ref: str) -> Entry:
+        """An entry by seq, digest (prefix), `latest` or `RUNNER@latest`."""
+        ref = ref.strip()
+        entries = list(self.entries())
+        if not entries:
+            raise UsageError("the ledger is empty")
+        if ref == "latest":
+            return entries[-1]
+        if ref.endswith("@latest"):
+            name = ref[: -len("@latest")]
+            matches = [e for e in entries if e.runner == name]
+            if not matches:
+                raise UsageError(f"no entry from runner {name!r}")
+            return matches[-1]
+        if ref.isdigit():
+            seq = int(ref)
+            if seq >= len(entries) or entries[seq].seq != seq:
+                raise UsageError(f"no entry with seq {seq}")
+            return entries[seq]
+        prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
+        if len(prefix) < 7 + 4:
+            raise UsageError(f"digest prefix {ref!r} is too short (4 hex digits at least)")
+        found = [e for e in entries if e.digest.startswith(prefix)]
+        if len(found) != 1:
+            raise UsageError(f"{'no' if not found else 'more than one'} entry matches {ref!r}")
+        return found[0]
+
+    # ------------------------------------------------------------- writing
+    def append(
+        self, statements: Sequence[dict[str, Any]], *, key_name: str | None = None
+    ) -> list[Entry]:
+        """Validate, sign and append our statements (all in one commit, or none)."""
+        prepared = [_prepare_statement(s, None) for s in statements]
+        return self.append_prepared(prepared, key_name=key_name)
+
+    def append_files(self, paths: Sequence[Path], *, key_name: str | None = None) -> list[Entry]:
+        """Validate every file first, then append them all in one commit."""
+        for path in paths:
+            self._check_outside_git_dir(path)
+        prepared = [prepare_input(p) for p in paths]
+        return self.append_prepared(prepared, key_name=key_name)
+
+    def _check_outside_git_dir(self, path: Path) -> None:
+        resolved = Path(os.path.abspath(path))
+        if resolved.is_relative_to(self.store.git_dir.resolve()):
+            raise InputError("refusing to read inside the ledger's .git folder", path=path)
+
+    def append_prepared(
+        self,
+        prepared: Sequence[Prepared],
+        *,
+        key_name: str | None = None,
+        kind: str | None = None,
+        extra_files: dict[str, bytes] | None = None,
+    ) -> list[Entry]:
+        """Sign and append already-validated inputs in one commit, under the append lock."""
+        if not prepared:
+            raise UsageError("nothing to append")
+        key = _signing_key(key_name)
+        self._check_signer(key)
+        with self.store.lock():
+            parent = self.store.resolve()
+            tip = self.tip()
+            if tip is None:
+                raise LedgerError(
+                    "the ledger has no genesis entry; run `evledger init`", path=self.root
+                )
+            seq, prev = tip[0] + 1, tip[1]
+            entries, files = [], dict(extra_files or {})
+            for item in prepared:
+                entry = build_entry(
+                    item.statement, kind=kind or item.kind, seq=seq, prev=prev, keys=[key]
+                )
+                entries.append(entry)
+                files[entry_path(seq)] = entry.raw
+                seq, prev = seq + 1, entry.digest
+            first, last = entries[0].seq, entries[-1].seq
+            span = f"seq {first}" if first == last else f"seq {first}..{last}"
+            message = f"evledger: append {len(entries)} {'entry' if len(entries) == 1 else 'entries'} ({span})"
+            self.store.commit_files(files, message, parent)
+        return entries
+
+    def _check_signer(self, key: SigningKey) -> None:
+        """Refuse early if the signing key is not one the ledger lists as trusted."""
+        listed = {keyid_of_pem(data) for data in self._public_key_files().values()}
+        if listed and key.keyid not in listed:
+            raise SigningKeyError(
+                f"key {key.name!r} ({key.keyid[:16]}…) is not trusted by this ledger; "
+                "a trusted key must add it with `evledger keys trust`"
+            )
+
+    def _public_key_files(self) -> dict[str, bytes]:
+        items = (
+            self.store.list_tree("HEAD", "keys", recursive=False) if self.store.resolve() else []
+        )
+        pubs = [i for i in items if i.path.endswith(".pub")]
+        return {
+            i.path: b for i, b in zip(pubs, self.store.read_blobs(i.sha for i in pubs), strict=True)
+        }
+
+    def add_key(self, pem: bytes, name: str, *, key_name: str | None = None) -> Entry:
+        """Append a key-add entry (signed by a trusted key)."""
+        from ledger.keys import check_name, load_public_pem
+
+        check_name(name)
+        public = load_public_pem(pem)
+        doc = {"keyid": keyid_of(public), "name": name, "public_key": public_pem(public)}
+        statement = {
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": f"key:{name}", "digest": {"sha256": doc["keyid"]}}],
+            "predicateType": schemas.predicate_type("key-add"),
+            "predicate": {"key": doc},
+        }
+        files = {f"keys/{name}.pub": doc["public_key"].encode()}
+        [entry] = self.append_prepared(
+            [Prepared(statement, "key-add", name)], key_name=key_name, extra_files=files
+        )
+        return entry
+
+    def revoke_key(self, keyid: str, reason: str, *, key_name: str | None = None) -> Entry:
+        """Append a key-revoke entry; later signatures by that key are rejected."""
+        if not reason.strip():
+            raise UsageError("a revocation needs a --reason")
+        matches = [k for k in self.trusted_keys() if k["keyid"].startswith(keyid)]
+        if len(matches) != 1:
+            raise UsageError(
+                f"{'no' if not matches else 'more than one'} trusted key matches {keyid!r}"
+            )
+        target = matches[0]
+        if len(self.trusted_keys()) == 1:
+            raise UsageError("refusing to revoke the last trusted key")
+        statement = {
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": f"key:{target['name']}", "digest": {"sha256": target["keyid"]}}],
+            "predicateType": schemas.predicate_type("key-revoke"),
+            "predicate": {"keyid": target["keyid"], "reason": reason},
+        }
+        [entry] = self.append_prepared(
+            [Prepared(statement, "key-revoke", keyid)], key_name=key_name
+        )
+        self.store.remove_paths([f"keys/{target['name']}.pub"], "evledger: drop revoked public key")
+        return entry
+
+    def trusted_keys(self) -> list[dict[str, Any]]:
+        """Keys trusted at the tip (from a full walk of the trust entries)."""
+        report = self.verify()
+        return [k for k in report.trusted_keys if k["revoked_seq"] is None]
+
+    # ------------------------------------------------------------- verifying
+    def verify(self, **kwargs: Any) -> Report:
+        """Full verification (see `ledger.verify.verify_ledger`)."""
+        return verify_ledger(self.store, **kwargs)
+
+    def checkpoint(self, *, key_name: str | None = None) -> tuple[str, notes.Checkpoint]:
+        """Sign a tree head over all entries, store it under checkpoints/, return the note."""
+        key = _signing_key(key_name)
+        self._check_signer(key)
+        with self.store.lock():
+            parent = self.store.resolve()
+            genesis = None
+            frontier = merkle.Frontier()
+            for entry in self.entries():
+                if entry.seq == 0:
+                    genesis = entry
+                frontier.append(merkle.leaf_hash(digest_bytes(entry.digest)))
+            if genesis is None:
+                raise LedgerError("the ledger has no genesis entry", path=self.root)
+            origin = str(genesis.predicate.get("origin", "evledger"))
+            cp = notes.Checkpoint(origin, frontier.size, frontier.root())
+            text = notes.sign_note(cp, key.name, key.private_key)
+            path = f"{CHECKPOINT_DIR}/{cp.size:09d}.note"
+            self.store.commit_files(
+                {path: text.encode()}, f"evledger: checkpoint {cp.size}", parent
+            )
+        return text, cp
+
+
+def keyid_of_pem(data: bytes) -> str:
+    """Keyid of a PEM public key."""
+    from ledger.keys import load_public_pem
+
+    return keyid_of(load_public_pem(data))
+
+
+__all__ = ["Ledger", "canonical_bytes", "init_ledger", "open_ledger", "prepare_input"]

@@ -1,0 +1,86 @@
+"""`evledger keys generate | list | export | trust | revoke`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ledger import keys as keystore
+from ledger.cli.output import emit_json, ledger_from
+from ledger.errors import InputError
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage signing keys ($EVLEDGER_HOME/keys) and the ledger's trusted key set."""
+
+
+@keys_group.command("generate")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def generate_cmd(name: str, as_json: bool) -> None:
+    """Create an Ed25519 key pair (mode 0600; encrypted if EVLEDGER_PASSPHRASE is set)."""
+    key = keystore.generate_key(name)
+    if as_json:
+        emit_json({"name": key.name, "keyid": key.keyid, "dir": str(keystore.keys_dir())})
+        return
+    click.echo(f"{key.name} {key.keyid}")
+
+
+@keys_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Local private keys, and (inside a ledger) the keys it trusts."""
+    local = [{"name": n, "keyid": k} for n, k in keystore.list_keys()]
+    trusted = None
+    try:
+        trusted = ledger_from(ctx).verify().trusted_keys
+    except Exception:
+        trusted = None
+    if as_json:
+        emit_json({"local": local, "ledger": trusted})
+        return
+    for k in local:
+        click.echo(f"local   {k['name']:<20} {k['keyid']}")
+    for t in trusted or []:
+        state = f"revoked at {t['revoked_seq']}" if t["revoked_seq"] is not None else "trusted"
+        click.echo(f"ledger  {t['name']:<20} {t['keyid']}  since {t['added_seq']}  {state}")
+
+
+@keys_group.command("export")
+@click.argument("name")
+def export_cmd(name: str) -> None:
+    """Print a key's public PEM (never the private key)."""
+    path = keystore.keys_dir() / f"{keystore.check_name(name)}.pub"
+    if not path.is_file():
+        raise InputError("no such public key", path=path)
+    click.echo(path.read_text(), nl=False)
+
+
+@keys_group.command("trust")
+@click.argument("pubfile", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", help="Name for the key (default: the file's stem).")
+@click.option("--key", "key_name", help="Trusted key that signs the key-add entry.")
+@click.pass_context
+def trust_cmd(ctx: click.Context, pubfile: Path, name: str | None, key_name: str | None) -> None:
+    """Append a key-add entry: the key is trusted from the next entry on."""
+    if pubfile.is_symlink() or not pubfile.is_file():
+        raise InputError("not a regular file", path=pubfile)
+    entry = ledger_from(ctx).add_key(pubfile.read_bytes(), name or pubfile.stem, key_name=key_name)
+    click.echo(f"trusted {name or pubfile.stem} at seq {entry.seq} ({entry.digest})")
+
+
+@keys_group.command("revoke")
+@click.argument("keyid")
+@click.option("--reason", required=True, help="Why the key is revoked (recorded in the entry).")
+@click.option("--key", "key_name", help="Trusted key that signs the key-revoke entry.")
+@click.pass_context
+def revoke_cmd(ctx: click.Context, keyid: str, reason: str, key_name: str | None) -> None:
+    """Append a key-revoke entry: later signatures by KEYID (or a unique prefix) are rejected."""
+    entry = ledger_from(ctx).revoke_key(keyid, reason, key_name=key_name)
+    click.echo(f"revoked {keyid} at seq {entry.seq} ({entry.digest})")
+
+
+COMMANDS = [keys_group]

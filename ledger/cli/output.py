@@ -1,0 +1,48 @@
+"""Shared CLI output helpers: JSON to stdout, progress on stderr only when it is a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ledger.api import Ledger, open_ledger
+
+
+def emit_json(obj: Any) -> None:
+    """The only thing `--json` writes to stdout."""
+    click.echo(json.dumps(obj, sort_keys=True, ensure_ascii=False))
+
+
+def stdout() -> Console:
+    """Console for human results."""
+    return Console(highlight=False, soft_wrap=True)
+
+
+def ledger_from(ctx: click.Context) -> Ledger:
+    """The ledger named by --ledger / EVLEDGER_LEDGER / the current git root."""
+    path: Path | None = ctx.obj.get("ledger") if ctx.obj else None
+    return open_ledger(path)
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (only on a TTY); yields update(done, total)."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

@@ -1,0 +1,72 @@
+"""`evledger verify`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ledger.cli.output import emit_json, ledger_from, progress_bar
+from ledger.errors import InputError, VerificationFailed
+from ledger.verify import CODES
+
+
+def _read(path: Path, what: str) -> bytes:
+    if path.is_symlink() or not path.is_file():
+        raise InputError(f"{what} is not a regular file", path=path)
+    return path.read_bytes()
+
+
+@click.command("verify", epilog="Problem codes: " + ", ".join(CODES))
+@click.option(
+    "--trusted-key",
+    "trusted",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Pin a public key (PEM); the genesis must be signed by a pinned key.",
+)
+@click.option("--genesis", help="Pin the genesis entry digest (or a prefix of it).")
+@click.option(
+    "--since",
+    "since",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A checkpoint note kept earlier: prove the ledger only grew since.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
+@click.pass_context
+def verify_cmd(
+    ctx: click.Context,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
+    since: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify every entry: canonical bytes, digests, chain, DSSE signatures, trust at each seq,
+    schemas, Merkle root against stored checkpoints. Exit 0 only if all hold."""
+    pinned = [_read(p, "trusted key") for p in trusted]
+    since_text = _read(since, "checkpoint").decode("utf-8", errors="replace") if since else None
+    ledger = ledger_from(ctx)
+    with progress_bar("verifying", enabled=not as_json) as update:
+        report = ledger.verify(
+            pinned_keys=pinned, genesis=genesis, since_note=since_text, progress=update
+        )
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        click.echo(f"trust anchor: {report.trust_anchor}")
+        click.echo(
+            f"entries: {report.entries}  root: {report.root}  checkpoints: {report.checkpoints}"
+        )
+        for p in report.problems:
+            where = f"seq {p.seq}" if p.seq is not None else "ledger"
+            click.echo(f"  {where:<10} {p.code:<22} {p.message}")
+        click.echo(
+            "OK: all entries verified"
+            if report.ok
+            else f"FAILED: {len(report.problems)} problem(s)"
+        )
+    if not report.ok:
+        raise click.exceptions.Exit(VerificationFailed.exit_code)
+
+
+COMMANDS = [verify_cmd]

@@ -1,0 +1,451 @@
+"""Offline verification of a whole ledger: bytes, digests, chain, signatures, trust, schema,
+Merkle root against the stored checkpoints, and (with `since`) append-only growth.
+
+Findings are data: `verify()` returns a `Report` whose `problems` each name a seq and a
+stable code; it raises only when the ledger cannot be read at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+import schemas
+from ledger import checkpoint as notes
+from ledger import merkle
+from ledger.canonical import is_canonical
+from ledger.chain import KINDS, Entry, parse_entry
+from ledger.envelope import b64decode, pae
+from ledger.keys import load_public_pem, verify_signature
+from ledger.store import ENTRY_DIR, Store, entry_path, seq_from_path
+from ledger.trust import TrustState
+
+ProgressFn = Callable[[int, int], None]
+CHECKPOINT_DIR = "checkpoints"
+
+#: stable problem codes and what they mean (shown by `verify --help` and the TUI)
+CODES = {
+    "bad-entry": "the entry file is not a well-formed entry",
+    "not-canonical": "the entry bytes are not RFC 8785 canonical JSON",
+    "schema": "the entry, statement or predicate does not match its JSON Schema",
+    "out-of-order": "the entry's own seq differs from its position in the ledger",
+    "missing-entry": "an entry is missing from the sequence",
+    "stray-file": "a file under evidence/ is not an entry",
+    "chain-break": "prev is not the digest of the entry before",
+    "binding-mismatch": "the signed statement names another seq, prev or kind than the entry",
+    "bad-signature": "a trusted key's signature does not verify",
+    "unverifiable-signature": "a signature could not be checked (malformed)",
+    "untrusted-key": "signed by a key not trusted at that seq",
+    "revoked-key": "signed by a key revoked before that seq",
+    "no-genesis": "the ledger does not start with a genesis entry",
+    "genesis-mismatch": "the genesis entry is not the pinned one",
+    "bad-trust-entry": "a key-add or key-revoke entry could not be applied",
+    "checkpoint-mismatch": "a stored checkpoint's tree does not match the entries",
+    "bad-checkpoint": "a checkpoint note is malformed or its signature does not verify",
+    "not-append-only": "the ledger is not an extension of the checkpoint the reviewer kept",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: which entry, a stable code, a human message."""
+
+    seq: int | None
+    code: str
+    message: str
+
+
+@dataclass
+class Report:
+    """The outcome of verifying a ledger."""
+
+    entries: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    trusted_keys: list[dict[str, Any]] = field(default_factory=list)
+    root: str = ""
+    genesis: str | None = None
+    trust_anchor: str = "ledger genesis (unpinned)"
+    checkpoints: int = 0
+    since: dict[str, Any] | None = None
+    verified_entries: int = 0
+    digests: list[str] = field(default_factory=list, repr=False)
+    signers: dict[int, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def add(self, seq: int | None, code: str, message: str) -> None:
+        """Record a problem."""
+        self.problems.append(Problem(seq, code, message))
+
+    def to_json(self) -> dict[str, Any]:
+        """The `verify --json` document."""
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "verified_entries": self.verified_entries,
+            "root": self.root,
+            "genesis": self.genesis,
+            "trust_anchor": self.trust_anchor,
+            "trusted_keys": self.trusted_keys,
+            "checkpoints": self.checkpoints,
+            "since": self.since,
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+@dataclass
+class _State:
+    """What the verifier carries from one entry to the next."""
+
+    trust: TrustState
+    frontier: merkle.Frontier
+    prev_digest: str | None
+    expected_seq: int
+    roots: dict[int, bytes] = field(default_factory=dict)
+
+
+class Verifier:
+    """Checks entries in seq order; usable for a whole ledger or for a suffix of it."""
+
+    def __init__(
+        self,
+        report: Report,
+        *,
+        pinned: list[Any] | None = None,
+        genesis: str | None = None,
+        watch_sizes: set[int] | None = None,
+    ) -> None:
+        self.report = report
+        self.pinned = {k for k in (pinned or [])}
+        self.pinned_genesis = genesis
+        self.watch_sizes = watch_sizes or set()
+
+    # ------------------------------------------------------------ per entry
+    def check(self, raw: bytes, path_seq: int, state: _State) -> None:
+        """Verify one entry's bytes at position `path_seq` and advance the state."""
+        report = self.report
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        report.digests.append(digest)
+        state.frontier.append(merkle.leaf_hash(bytes.fromhex(digest[7:])))
+        if state.frontier.size in self.watch_sizes:
+            state.roots[state.frontier.size] = state.frontier.root()
+        prev_digest, state.prev_digest = state.prev_digest, digest
+        try:
+            entry = parse_entry(raw, entry_path(path_seq))
+            doc = orjson.loads(raw)
+        except (ValueError, orjson.JSONDecodeError) as e:
+            report.add(path_seq, "bad-entry", f"unreadable entry: {e}")
+            return
+        if not is_canonical(raw, doc):
+            report.add(path_seq, "not-canonical", "entry bytes are not RFC 8785 canonical JSON")
+        if not schemas.is_valid("entry.v1.schema.json", doc):
+            msg = "; ".join(schemas.errors("entry.v1.schema.json", doc)[:3])
+            report.add(path_seq, "schema", f"entry: {msg}")
+        if entry.seq != path_seq:
+            report.add(
+                path_seq, "out-of-order", f"entry says seq {entry.seq} but sits at {path_seq}"
+            )
+        if entry.prev != prev_digest:
+            report.add(path_seq, "chain-break", f"prev {entry.prev} ≠ digest of seq {path_seq - 1}")
+        try:
+            statement = entry.statement
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
+            report.add(path_seq, "bad-entry", f"payload is not a JSON statement: {e}")
+            return
+        self._check_statement(entry, statement, path_seq)
+        signed_ok = self._check_signature(entry, path_seq, state)
+        if path_seq == 0:
+            self._genesis(entry, signed_ok, state)
+        elif entry.kind in ("key-add", "key-revoke") and signed_ok:
+            self._apply_trust(entry, path_seq, state)
+        report.verified_entries += 1
+
+    def _check_statement(self, entry: Entry, statement: dict[str, Any], seq: int) -> None:
+        report = self.report
+        if not schemas.is_valid("statement.v1.schema.json", statement):
+            msg = "; ".join(schemas.errors("statement.v1.schema.json", statement)[:3])
+            report.add(seq, "schema", f"statement: {msg}")
+            return
+        binding = statement["predicate"]["ledger"]
+        if (binding["seq"], binding["prev"], binding["kind"]) != (
+            entry.seq,
+            entry.prev,
+            entry.kind,
+        ):
+            report.add(seq, "binding-mismatch", "signed seq/prev/kind differ from the entry's")
+        rel = schemas.predicate_schema_path(entry.predicate_type)
+        if rel is None:
+            report.add(seq, "schema", f"no schema for predicateType {entry.predicate_type}")
+        elif not schemas.is_valid(rel, statement["predicate"]):
+            msg = "; ".join(schemas.errors(rel, statement["predicate"])[:3])
+            report.add(seq, "schema", f"predicate: {msg}")
+        if entry.predicate_type == schemas.predicate_type("legacy"):
+            legacy = schemas.legacy_schema_path(str(entry.predicate.get("schema_id")))
+            document = entry.predicate.get("document")
+            if legacy is None:
+                report.add(
+                    seq, "schema", f"unknown legacy schema_id {entry.predicate.get('schema_id')!r}"
+                )
+            elif not schemas.is_valid(legacy, document):
+                msg = "; ".join(schemas.errors(legacy, document)[:3])
+                report.add(seq, "schema", f"legacy document: {msg}")
+
+    def _check_signature(self, entry: Entry, seq: int, state: _State) -> bool:
+        """True if at least one signature by a key trusted at `seq` verifies."""
+        report = self.report
+        env = entry.envelope
+        try:
+            payload = b64decode(env["payload"])
+            message = pae(env["payloadType"], payload)
+            sigs = env["signatures"]
+        except (KeyError, TypeError, ValueError) as e:
+            report.add(seq, "unverifiable-signature", f"envelope unreadable: {e}")
+            return False
+        trust = state.trust
+        if seq == 0:
+            trust = self._genesis_trust(entry)
+        failures: list[tuple[str, str]] = []
+        for item in sigs:
+            keyid = item.get("keyid", "") if isinstance(item, dict) else ""
+            status = trust.status(keyid, seq)
+            if status != "trusted":
+                failures.append((status, keyid))
+                continue
+            try:
+                sig = b64decode(item["sig"])
+            except (KeyError, TypeError, ValueError):
+                failures.append(("malformed", keyid))
+                continue
+            if verify_signature(trust.keys[keyid].public_key, sig, message):
+                report.signers[seq] = keyid
+                return True
+            failures.append(("bad", keyid))
+        statuses = {s for s, _ in failures}
+        keyid = failures[0][1] if failures else ""
+        if "bad" in statuses:
+            report.add(seq, "bad-signature", f"signature by {keyid[:16]}… does not verify")
+        elif "malformed" in statuses:
+            report.add(seq, "unverifiable-signature", "signature is not valid base64")
+        elif "revoked" in statuses:
+            report.add(seq, "revoked-key", f"signed by revoked key {keyid[:16]}…")
+        else:
+            report.add(seq, "untrusted-key", f"signed by untrusted key {keyid[:16] or '(none)'}…")
+        return False
+
+    def _genesis_trust(self, entry: Entry) -> TrustState:
+        """The trust a genesis entry is checked against: its own root key (self-signed)."""
+        trust = TrustState()
+        try:
+            trust.add(entry.predicate["root_key"], -1)
+        except (KeyError, TypeError, ValueError):
+            pass
+        return trust
+
+    def _genesis(self, entry: Entry, signed_ok: bool, state: _State) -> None:
+        report = self.report
+        report.genesis = entry.digest
+        if entry.kind != "genesis":
+            report.add(0, "no-genesis", f"seq 0 is a {entry.kind!r} entry, not genesis")
+            return
+        if self.pinned_genesis and not entry.digest.startswith(self.pinned_genesis):
+            report.add(
+                0, "genesis-mismatch", f"genesis is {entry.digest}, pinned {self.pinned_genesis}"
+            )
+        root = entry.predicate.get("root_key", {})
+        if self.pinned and root.get("keyid") not in self.pinned:
+            report.add(0, "untrusted-key", "genesis root key is not one of the pinned keys")
+        if signed_ok:
+            state.trust = self._genesis_trust(entry)
+            state.trust.keys[root["keyid"]].added_seq = 0
+
+    def _apply_trust(self, entry: Entry, seq: int, state: _State) -> None:
+        pred = entry.predicate
+        try:
+            if entry.kind == "key-add":
+                state.trust.add(pred["key"], seq)
+            else:
+                state.trust.revoke(pred["keyid"], seq, str(pred.get("reason", "")))
+        except (KeyError, TypeError, ValueError) as e:
+            self.report.add(seq, "bad-trust-entry", str(e))
+
+
+def _list_entries(store: Store, rev: str, report: Report) -> list[tuple[int, str]]:
+    """(seq, blob sha) in seq order; stray files and gaps become problems."""
+    found: dict[int, str] = {}
+    for item in store.list_tree(rev, ENTRY_DIR):
+        seq = seq_from_path(item.path)
+        if seq is None or item.mode != "100644":
+            report.add(None, "stray-file", f"{item.path} is not an entry file")
+            continue
+        found[seq] = item.sha
+    ordered = sorted(found.items())
+    expected = 0
+    for seq, _ in ordered:
+        for missing in range(expected, seq):
+            report.add(missing, "missing-entry", f"entry {missing} is missing")
+        expected = seq + 1
+    return ordered
+
+
+def stored_checkpoints(store: Store, rev: str) -> list[tuple[int, str]]:
+    """(size, note text) of every checkpoint stored in the ledger at `rev`, by size."""
+    out = []
+    items = [i for i in store.list_tree(rev, CHECKPOINT_DIR) if i.path.endswith(".note")]
+    for item, data in zip(items, store.read_blobs(i.sha for i in items), strict=True):
+        stem = item.path.rsplit("/", 1)[-1][:-5]
+        if stem.isdigit():
+            out.append((int(stem), data.decode("utf-8", errors="replace")))
+    return sorted(out)
+
+
+def note_keys(trust: TrustState) -> dict[str, Any]:
+    """Public keys by name, as checkpoint notes name their signers."""
+    return {r.name: r.public_key for r in trust.keys.values() if r.revoked_seq is None}
+
+
+def verify_ledger(
+    store: Store,
+    *,
+    rev: str = "HEAD",
+    pinned_keys: list[bytes] | None = None,
+    genesis: str | None = None,
+    since_note: str | None = None,
+    progress: ProgressFn | None = None,
+) -> Report:
+    """Verify every entry of the ledger at `rev` (see module docstring)."""
+    report = Report()
+    pinned = [_keyid_of_pem(p) for p in pinned_keys or []]
+    if pinned:
+        report.trust_anchor = f"pinned keys ({len(pinned)})"
+    if genesis:
+        report.trust_anchor = f"pinned genesis {genesis[:23]}"
+    if store.resolve(rev) is None:
+        report.add(None, "no-genesis", "the ledger has no commits")
+        return report
+    kept = _parse_kept(since_note, report)
+    checkpoints = stored_checkpoints(store, rev)
+    watch = {size for size, _ in checkpoints} | ({kept[0].size} if kept else set())
+    verifier = Verifier(report, pinned=pinned, genesis=genesis, watch_sizes=watch)
+    ordered = _list_entries(store, rev, report)
+    report.entries = len(ordered)
+    state = _State(TrustState(), merkle.Frontier(), None, 0)
+    trust_at: dict[int, TrustState] = {}
+    total = len(ordered)
+    for i, (raw, (seq, _sha)) in enumerate(
+        zip(store.read_blobs(s for _, s in ordered), ordered, strict=True)
+    ):
+        verifier.check(raw, seq, state)
+        if seq + 1 in watch:
+            trust_at[seq + 1] = TrustState.from_json(state.trust.to_json())
+        if progress and (i % 256 == 0 or i + 1 == total):
+            progress(i + 1, total)
+    report.root = state.frontier.root().hex()
+    report.trusted_keys = [r.to_json() for r in state.trust.keys.values()]
+    _check_checkpoints(report, checkpoints, state, trust_at)
+    if kept:
+        _check_since(report, kept, state, trust_at, ordered)
+    return report
+
+
+def _keyid_of_pem(pem: bytes) -> str:
+    from ledger.keys import keyid_of
+
+    return keyid_of(load_public_pem(pem))
+
+
+def _parse_kept(since_note: str | None, report: Report) -> tuple[notes.Checkpoint, str] | None:
+    if since_note is None:
+        return None
+    try:
+        cp, _ = notes.parse_note(since_note)
+    except notes.CheckpointError as e:
+        report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
+        return None
+    return cp, since_note
+
+
+def _check_checkpoints(
+    report: Report,
+    checkpoints: list[tuple[int, str]],
+    state: _State,
+    trust_at: dict[int, TrustState],
+) -> None:
+    report.checkpoints = len(checkpoints)
+    for size, text in checkpoints:
+        last = size - 1
+        trust = trust_at.get(size, state.trust)
+        try:
+            cp = notes.verify_note(text, note_keys(trust))
+        except notes.CheckpointError as e:
+            report.add(last, "bad-checkpoint", f"checkpoint {size}: {e}")
+            continue
+        if cp.size != size:
+            report.add(last, "bad-checkpoint", f"checkpoint file {size} holds size {cp.size}")
+        elif size not in state.roots:
+            report.add(
+                last, "checkpoint-mismatch", f"checkpoint covers {size} entries, ledger has fewer"
+            )
+        elif state.roots[size] != cp.root:
+            report.add(
+                last, "checkpoint-mismatch", f"root of the first {size} entries ≠ checkpoint {size}"
+            )
+
+
+def _check_since(
+    report: Report,
+    kept: tuple[notes.Checkpoint, str],
+    state: _State,
+    trust_at: dict[int, TrustState],
+    ordered: list[tuple[int, str]],
+) -> None:
+    cp, text = kept
+    report.since = {"size": cp.size, "root": cp.root.hex()}
+    try:
+        notes.verify_note(text, note_keys(trust_at.get(cp.size, state.trust)))
+    except notes.CheckpointError as e:
+        report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
+        return
+    if cp.size > len(report.digests):
+        report.add(
+            len(report.digests),
+            "not-append-only",
+            f"ledger has fewer than the {cp.size} kept entries",
+        )
+        return
+    leaves = [merkle.leaf_hash(bytes.fromhex(d[7:])) for d in report.digests]
+    try:
+        proof = merkle.consistency_proof(leaves, cp.size)
+        merkle.verify_consistency(cp.size, len(leaves), proof, cp.root, state.frontier.root())
+    except merkle.ProofError as e:
+        first = _first_divergence(report, cp.size)
+        report.add(
+            first, "not-append-only", f"not an extension of the kept checkpoint ({cp.size}): {e}"
+        )
+
+
+def _first_divergence(report: Report, size: int) -> int | None:
+    """Best guess of where history was rewritten: the first problem below `size`, if any."""
+    seqs = [p.seq for p in report.problems if p.seq is not None and p.seq < size]
+    return min(seqs) if seqs else None
+
+
+def iter_entries(store: Store, rev: str = "HEAD") -> Iterator[Entry]:
+    """Every entry in seq order (unverified), for log/show/gates."""
+    ordered: list[tuple[int, str]] = []
+    for item in store.list_tree(rev, ENTRY_DIR):
+        seq = seq_from_path(item.path)
+        if seq is not None:
+            ordered.append((seq, item.sha))
+    ordered.sort()
+    for (seq, _), raw in zip(ordered, store.read_blobs(s for _, s in ordered), strict=True):
+        yield parse_entry(raw, entry_path(seq))
+
+
+assert set(KINDS) >= {"genesis", "key-add", "key-revoke"}
