@@ -1,0 +1,40 @@
+"""Shared fixtures: real keys in a temp EVLEDGER_HOME, real git ledgers in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.api import Ledger, init_ledger
+
+LEGACY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "legacy-poc" / "evidence"
+if not LEGACY_DIR.is_dir():  # CI lays shared/ beside the clone; tests also carry a copy
+    LEGACY_DIR = Path(__file__).parent / "fixtures" / "legacy-poc"
+LEGACY_SAMPLES = sorted(LEGACY_DIR.glob("*.json"))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty EVLEDGER_HOME (private keys live here, never in a repo)."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("EVLEDGER_HOME", str(path))
+    monkeypatch.delenv("EVLEDGER_KEY", raising=False)
+    monkeypatch.delenv("EVLEDGER_PASSPHRASE", raising=False)
+    monkeypatch.delenv("EVLEDGER_LEDGER", raising=False)
+    return path
+
+
+@pytest.fixture
+def ledger(home: Path, tmp_path: Path) -> Ledger:
+    """A fresh ledger signed by key 'alice' (genesis only)."""
+    led, _ = init_ledger(tmp_path / "ledger", "alice")
+    return led
+
+
+@pytest.fixture
+def filled(ledger: Ledger) -> Ledger:
+    """A ledger with the legacy POC samples appended twice (seq 1..4)."""
+    ledger.append_files(LEGACY_SAMPLES, key_name="alice")
+    ledger.append_files(LEGACY_SAMPLES, key_name="alice")
+    return ledger
