@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     "ledger.cli.core",
     "ledger.cli.keys",
     "ledger.cli.verify",
+    "ledger.cli.reproduce",
+    "ledger.cli.bundle",
+    "ledger.cli.audit",
 ]
 
 
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: one place where errors become exit codes."""
     verbose = "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
     try:
-        cli.main(args=argv, prog_name="evledger", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="evledger", standalone_mode=False)
     except EvledgerError as e:
         if verbose:
             raise
@@ -74,4 +77,4 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

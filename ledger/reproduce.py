@@ -1,0 +1,287 @@
+"""Re-run a claim's runner with its recorded params on the same subject; record per-metric deltas.
+
+The tolerance table lives here (`DEFAULT_TOLERANCES`, `tolerance_for`): deterministic runner
+metrics must match exactly; process-dependent metrics (peak RSS, wall time) get a relative slack.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import schemas
+from ledger.api import Ledger, Prepared
+from ledger.chain import Entry
+from ledger.envelope import STATEMENT_TYPE
+from ledger.errors import InputError, UsageError
+from ledger.evidence import inner_statement
+
+REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a reproduced metric may be from the claim: max(abs, rel·|claim|)."""
+
+    abs: float = 0.0
+    rel: float = 0.0
+
+    def allowed(self, claim: float) -> float:
+        """The absolute slack for a claimed value."""
+        return max(self.abs, self.rel * abs(claim))
+
+
+#: metric name -> tolerance; everything not listed (and not matched by the patterns) is exact
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "peak_rss_mb": Tolerance(rel=0.10),
+    "peak_rss_bytes": Tolerance(rel=0.10),
+    "rss_ratio": Tolerance(rel=0.10),
+}
+#: (pattern, tolerance) for process-dependent metrics not named above, first match wins
+PATTERN_TOLERANCES: tuple[tuple[re.Pattern[str], Tolerance], ...] = (
+    (re.compile(r"(^|_)rss(_|$)"), Tolerance(rel=0.10)),
+    (
+        re.compile(r"(^|_)(wall|time|elapsed|seconds|secs|ms|throughput|per_s)(_|$)"),
+        Tolerance(rel=0.50),
+    ),
+    (re.compile(r"_s$"), Tolerance(rel=0.50)),
+)
+EXACT = Tolerance()
+
+
+def tolerance_for(metric: str, overrides: Mapping[str, Tolerance] | None = None) -> Tolerance:
+    """The tolerance for one metric: user override, the table, a pattern, else exact."""
+    if overrides and metric in overrides:
+        return overrides[metric]
+    if metric in DEFAULT_TOLERANCES:
+        return DEFAULT_TOLERANCES[metric]
+    for pattern, tol in PATTERN_TOLERANCES:
+        if pattern.search(metric):
+            return tol
+    return EXACT
+
+
+def parse_tolerance(text: str) -> tuple[str, Tolerance]:
+    """`METRIC=X` (absolute) or `METRIC=X%` (relative to the claimed value)."""
+    name, sep, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or not value:
+        raise UsageError(f"--tolerance {text!r}: use METRIC=X or METRIC=X%")
+    rel = value.endswith("%")
+    try:
+        number = float(value[:-1] if rel else value)
+    except ValueError as e:
+        raise UsageError(f"--tolerance {text!r}: {value!r} is not a number") from e
+    if not math.isfinite(number) or number < 0:
+        raise UsageError(f"--tolerance {text!r}: must be a finite number >= 0")
+    return name, Tolerance(rel=number / 100) if rel else Tolerance(abs=number)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def compare_metrics(
+    claim: Mapping[str, Any],
+    reproduced: Mapping[str, Any],
+    overrides: Mapping[str, Tolerance] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per claimed metric: {claim, reproduced, delta, tolerance[, tolerance_rel], ok}."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(claim):
+        c, r = claim[name], reproduced.get(name)
+        tol = tolerance_for(name, overrides)
+        cn, rn = _num(c), _num(r)
+        row: dict[str, Any] = {"claim": c, "reproduced": r}
+        if cn is not None and rn is not None:
+            allowed = tol.allowed(cn)
+            delta = rn - cn
+            row.update(delta=delta, tolerance=allowed, ok=abs(delta) <= allowed)
+        else:
+            row.update(delta=None, tolerance=0.0, ok=name in reproduced and c == r)
+        if tol.rel:
+            row["tolerance_rel"] = tol.rel
+        out[name] = row
+    return out
+
+
+def claim_statement(entry: Entry) -> dict[str, Any]:
+    """The statement a claim makes: the entry's own, or the foreign one inside an import."""
+    if entry.kind == "import":
+        inner = inner_statement(entry)
+        if inner is None:
+            raise UsageError(f"seq {entry.seq}: the imported envelope is unreadable")
+        return inner
+    return entry.statement
+
+
+def claim_ref(entry: Entry) -> dict[str, Any]:
+    """The `claim` block of a reproduction pointing at `entry` (and its origin, if imported)."""
+    ref: dict[str, Any] = {
+        "seq": entry.seq,
+        "digest": entry.digest,
+        "predicate_type": str(claim_statement(entry).get("predicateType", "")),
+    }
+    if entry.kind == "import":
+        src = entry.predicate.get("source", {})
+        if isinstance(src, dict) and isinstance(src.get("digest"), str):
+            ref["imported_from"] = {k: src[k] for k in ("origin", "seq", "digest") if k in src}
+    return ref
+
+
+def _check_subject(model: Any, claim: dict[str, Any], path: Path | None) -> None:
+    """Refuse a model whose files are not the claim's subjects (by sha256)."""
+    claimed = {
+        s.get("digest", {}).get("sha256")
+        for s in claim.get("subject", [])
+        if isinstance(s, dict) and isinstance(s.get("digest"), dict)
+    }
+    for info in model.files():
+        if info.sha256 not in claimed:
+            raise InputError(
+                f"sha256 {info.sha256[:16]}… of {info.name} is not a subject of the claim "
+                "(a reproduction must run on the same file)",
+                path=path or info.path,
+            )
+
+
+@dataclass
+class Reproduction:
+    """The outcome of `reproduce`: the appended entry and its predicate's figures."""
+
+    entry: Entry
+    claim: Entry
+    verdict: str
+    deltas: dict[str, dict[str, Any]]
+    param_changes: dict[str, dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `reproduce --json` document."""
+        failing = {k: v for k, v in self.deltas.items() if not v["ok"]}
+        return {
+            "seq": self.entry.seq,
+            "digest": self.entry.digest,
+            "claim": {"seq": self.claim.seq, "digest": self.claim.digest},
+            "verdict": self.verdict,
+            "deltas": self.deltas,
+            "diverged": failing,
+            "param_changes": self.param_changes,
+        }
+
+
+def build_reproduction(
+    claim_entry: Entry,
+    rerun: dict[str, Any],
+    tolerances: Mapping[str, Tolerance] | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]], str]:
+    """The reproduction statement from a claim entry and a re-run statement (pure)."""
+    claim = claim_statement(claim_entry)
+    cpred = claim.get("predicate", {})
+    rpred = {k: v for k, v in rerun["predicate"].items() if k != "ledger"}
+    deltas = compare_metrics(cpred.get("metrics", {}), rpred.get("metrics", {}), tolerances)
+    cparams, rparams = cpred.get("params", {}), rpred.get("params", {})
+    changes = {
+        k: {"claim": cparams.get(k), "reproduced": rparams.get(k)}
+        for k in sorted(cparams)
+        if cparams.get(k) != rparams.get(k)
+    }
+    ok = all(d["ok"] for d in deltas.values()) and not changes
+    verdict = "reproduced" if ok else "diverged"
+    predicate = {
+        **rpred,
+        "claim": claim_ref(claim_entry),
+        "deltas": deltas,
+        "param_changes": changes,
+        "verdict": verdict,
+    }
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": claim.get("subject") or claim_entry.subjects,
+        "predicateType": REPRODUCTION_TYPE,
+        "predicate": predicate,
+    }
+    return statement, deltas, changes, verdict
+
+
+def rerun_claim(
+    claim_entry: Entry,
+    *,
+    model_path: Path | None = None,
+    params: Mapping[str, Any] | None = None,
+    repeat: int = 2,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Re-run the claim's runner with its recorded params (overlaid by `params`)."""
+    from runners.model import ModelSource
+    from runners.registry import get_runner
+    from runners.statement import run_runner
+
+    claim = claim_statement(claim_entry)
+    pred = claim.get("predicate", {})
+    runner_doc = pred.get("runner")
+    if not isinstance(runner_doc, dict) or not isinstance(runner_doc.get("name"), str):
+        raise UsageError(
+            f"seq {claim_entry.seq} is not runner evidence; only runner claims can be re-run"
+        )
+    runner = get_runner(runner_doc["name"])
+    recorded = dict(pred.get("params", {}))
+    recorded.update(params or {})
+    model_doc = pred.get("model", {}) if isinstance(pred.get("model"), dict) else {}
+    if model_path is None and not model_doc.get("default"):
+        raise UsageError(
+            f"seq {claim_entry.seq} was measured on {model_doc.get('path', 'a model file')!r}; "
+            "pass it with --model PATH"
+        )
+    model = ModelSource(model_path)
+    _check_subject(model, claim, model_path)
+    return run_runner(runner, model, recorded, repeat=repeat, progress=progress)
+
+
+def reproduce(
+    ledger: Ledger,
+    ref: str,
+    *,
+    model_path: Path | None = None,
+    tolerances: Mapping[str, Tolerance] | None = None,
+    params: Mapping[str, Any] | None = None,
+    repeat: int = 2,
+    key_name: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Reproduction:
+    """Re-run claim `ref` and append a `reproduction` entry with per-metric deltas."""
+    claim_entry = ledger.resolve(ref)
+    if claim_entry.kind not in ("evidence", "import"):
+        raise UsageError(f"seq {claim_entry.seq} is a {claim_entry.kind} entry, not a claim")
+    rerun = rerun_claim(
+        claim_entry, model_path=model_path, params=params, repeat=repeat, progress=progress
+    )
+    statement, deltas, changes, verdict = build_reproduction(claim_entry, rerun, tolerances)
+    rel = schemas.predicate_schema_path(REPRODUCTION_TYPE)
+    assert rel is not None
+    probe = {**statement["predicate"], "ledger": {}}
+    if errs := schemas.errors(rel, probe):
+        raise InputError(f"reproduction does not match its schema: {errs[0]}")
+    [entry] = ledger.append_prepared(
+        [Prepared(statement, "reproduction", f"reproduce {claim_entry.digest}")], key_name=key_name
+    )
+    return Reproduction(entry, claim_entry, verdict, deltas, changes)
+
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "Reproduction",
+    "Tolerance",
+    "build_reproduction",
+    "compare_metrics",
+    "parse_tolerance",
+    "reproduce",
+    "tolerance_for",
+]
