@@ -18,6 +18,7 @@ from ledger.canonical import canonical_bytes, digest_bytes, loads_strict, sha256
 from ledger.chain import Entry, build_entry, parse_entry
 from ledger.envelope import STATEMENT_TYPE, parse_envelope
 from ledger.errors import InputError, SigningKeyError, LedgerError, UsageError
+from ledger.gate import packaged_policy_files
 from ledger.keys import SigningKey, default_key_name, generate_key, keyid_of, load_key, public_pem
 from ledger.store import ENTRY_DIR, Store, entry_path
 from ledger.verify import CHECKPOINT_DIR, Report, iter_entries, verify_ledger
@@ -79,6 +80,7 @@ def init_ledger(path: Path, key_name: str | None = None) -> tuple[Ledger, Entry]
             f"keys/{key.name}.pub": public_pem(key.public_key).encode(),
         }
         files["README.md"] = _LEDGER_README.encode()
+        files.update(packaged_policy_files())  # default gate policies -> policies/*.toml
         ledger.store.commit_files(files, f"evledger: genesis ({origin})", ledger.store.resolve())
     return ledger, entry
 
