@@ -17,7 +17,7 @@ from ledger import merkle
 from ledger.canonical import canonical_bytes, digest_bytes, loads_strict, sha256_digest
 from ledger.chain import Entry, build_entry, parse_entry
 from ledger.envelope import STATEMENT_TYPE, parse_envelope
-from ledger.errors import InputError, SigningKeyError, LedgerError, UsageError
+from ledger.errors import InputError, LedgerError, SigningKeyError, UsageError
 from ledger.gate import packaged_policy_files
 from ledger.keys import SigningKey, default_key_name, generate_key, keyid_of, load_key, public_pem
 from ledger.store import ENTRY_DIR, Store, entry_path
@@ -286,7 +286,8 @@ class Ledger:
                 seq, prev = seq + 1, entry.digest
             first, last = entries[0].seq, entries[-1].seq
             span = f"seq {first}" if first == last else f"seq {first}..{last}"
-            message = f"evledger: append {len(entries)} {'entry' if len(entries) == 1 else 'entries'} ({span})"
+            noun = "entry" if len(entries) == 1 else "entries"
+            message = f"evledger: append {len(entries)} {noun} ({span})"
             self.store.commit_files(files, message, parent)
         return entries
 
@@ -301,7 +302,7 @@ class Ledger:
 
     def _public_key_files(self) -> dict[str, bytes]:
         items = (
-            self.store.list_tree("HEAD", "keys", recursive=False) if self.store.resolve() else []
+            self.store.list_tree("HEAD", "keys/", recursive=False) if self.store.resolve() else []
         )
         pubs = [i for i in items if i.path.endswith(".pub")]
         return {

@@ -257,10 +257,12 @@ class Store:
         if self.bare:
             return
         root = self.root.resolve()
+        tmp_dir = self.git_dir / "evledger-tmp"  # a crash mid-write leaves nothing in the worktree
+        tmp_dir.mkdir(exist_ok=True)
         for path, data in files.items():
             target = root / path
             _safe_parent(root, target)
-            tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+            tmp = tmp_dir / f"{target.name}.{os.getpid()}"
             tmp.write_bytes(data)
             os.replace(tmp, target)
         info = "".join(f"{FILE_MODE:o} {blobs[p].hex()}\t{p}\n" for p in files).encode()

@@ -390,7 +390,9 @@ def _check_checkpoints(
             report.add(last, "bad-checkpoint", f"checkpoint file {size} holds size {cp.size}")
         elif size not in state.roots:
             report.add(
-                last, "checkpoint-mismatch", f"checkpoint covers {size} entries, ledger has fewer"
+                len(report.digests),
+                "checkpoint-mismatch",
+                f"checkpoint covers {size} entries, ledger has fewer",
             )
         elif state.roots[size] != cp.root:
             report.add(

@@ -23,6 +23,9 @@ COMMAND_MODULES = [
     "ledger.cli.reproduce",
     "ledger.cli.bundle",
     "ledger.cli.audit",
+    "ledger.cli.gate",
+    "ledger.cli.diff",
+    "ledger.cli.report",
 ]
 
 

@@ -1,0 +1,171 @@
+"""The tamper matrix: every forgery is caught with the right seq and problem code."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ledger.api import Ledger
+from ledger.canonical import canonical_bytes
+from ledger.chain import build_entry, parse_entry
+from ledger.keys import generate_key, load_key, public_pem
+from ledger.store import entry_path
+
+
+def raw_entry(led: Ledger, seq: int) -> bytes:
+    data = led.store.read_path("HEAD", entry_path(seq))
+    assert data is not None
+    return data
+
+
+def commit_as_attacker(led: Ledger, files: dict[str, bytes]) -> None:
+    """An attacker with write access commits arbitrary bytes (no evledger checks)."""
+    led.store.commit_files(files, "tamper", led.store.resolve())
+
+
+def codes(led: Ledger, **kwargs: object) -> set[tuple[int | None, str]]:
+    report = led.verify(**kwargs)
+    assert not report.ok
+    return {(p.seq, p.code) for p in report.problems}
+
+
+def test_clean_ledger_verifies(filled: Ledger) -> None:
+    report = filled.verify()
+    assert report.ok, report.problems
+    assert report.entries == 5
+    assert report.verified_entries == 5
+    assert [k["name"] for k in report.trusted_keys] == ["alice"]
+
+
+def test_byte_changed_inside_payload(filled: Ledger) -> None:
+    doc = orjson.loads(raw_entry(filled, 2))
+    payload = base64.b64decode(doc["envelope"]["payload"])
+    forged = payload.replace(b'"go":false', b'"go":true ')
+    assert forged != payload
+    doc["envelope"]["payload"] = base64.b64encode(forged).decode()
+    commit_as_attacker(filled, {entry_path(2): canonical_bytes(doc)})
+    found = codes(filled)
+    assert (2, "bad-signature") in found
+    assert (3, "chain-break") in found  # the next entry no longer chains to the changed bytes
+
+
+def test_signature_swapped_from_another_entry(filled: Ledger) -> None:
+    victim, donor = orjson.loads(raw_entry(filled, 3)), orjson.loads(raw_entry(filled, 1))
+    victim["envelope"]["signatures"] = donor["envelope"]["signatures"]
+    commit_as_attacker(filled, {entry_path(3): canonical_bytes(victim)})
+    assert (3, "bad-signature") in codes(filled)
+
+
+def test_entry_deleted_and_committed(filled: Ledger) -> None:
+    path = filled.root / entry_path(2)
+    subprocess.run(["git", "rm", "-q", str(path)], cwd=filled.root, check=True)
+    subprocess.run(["git", "commit", "-qm", "drop an entry"], cwd=filled.root, check=True)
+    found = codes(filled)
+    assert (2, "missing-entry") in found
+    assert (3, "chain-break") in found
+
+
+def test_tail_entry_dropped_is_caught_by_checkpoint(filled: Ledger) -> None:
+    filled.checkpoint(key_name="alice")
+    filled.store.remove_paths([entry_path(4)], "drop the newest entry")
+    assert (4, "checkpoint-mismatch") in codes(filled)
+
+
+def test_two_entries_swapped(filled: Ledger) -> None:
+    a, b = raw_entry(filled, 2), raw_entry(filled, 3)
+    commit_as_attacker(filled, {entry_path(2): b, entry_path(3): a})
+    found = codes(filled)
+    assert (2, "out-of-order") in found
+    assert (3, "out-of-order") in found
+
+
+def test_entry_resigned_by_untrusted_key(filled: Ledger, home: Path) -> None:
+    mallory = generate_key("mallory")
+    original = parse_entry(raw_entry(filled, 2))
+    statement = dict(original.statement)
+    forged = build_entry(
+        statement, kind=original.kind, seq=2, prev=original.prev, keys=[mallory], time=original.time
+    )
+    commit_as_attacker(filled, {entry_path(2): forged.raw})
+    found = codes(filled)
+    assert (2, "untrusted-key") in found
+    assert (3, "chain-break") in found
+
+
+def test_history_rewritten_is_caught_by_since(filled: Ledger, tmp_path: Path) -> None:
+    note, cp = filled.checkpoint(key_name="alice")
+    kept = tmp_path / "kept.note"
+    kept.write_text(note)
+    # rewrite: go back to before seq 3 and re-append other (validly signed) evidence
+    first_commits = subprocess.run(
+        ["git", "rev-list", "--reverse", "HEAD"],
+        cwd=filled.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    subprocess.run(["git", "reset", "-q", "--hard", first_commits[1]], cwd=filled.root, check=True)
+    samples = sorted((Path(__file__).parents[1] / "fixtures" / "legacy-poc").glob("*.json"))
+    filled.append_files([samples[1], samples[0], samples[1]], key_name="alice")
+    assert filled.verify().ok  # on its own the rewritten ledger looks fine ...
+    report = filled.verify(since_note=kept.read_text())
+    assert [p.code for p in report.problems] == ["not-append-only"]  # ... but not to a reviewer
+    assert report.since == {"size": cp.size, "root": cp.root.hex()}
+
+
+def test_since_accepts_growth(filled: Ledger) -> None:
+    note, _ = filled.checkpoint(key_name="alice")
+    samples = sorted((Path(__file__).parents[1] / "fixtures" / "legacy-poc").glob("*.json"))
+    filled.append_files(samples, key_name="alice")
+    report = filled.verify(since_note=note)
+    assert report.ok, report.problems
+
+
+def test_key_used_after_revocation(filled: Ledger, home: Path) -> None:
+    bob = generate_key("bob")
+    filled.add_key(public_pem(bob.public_key).encode(), "bob", key_name="alice")
+    samples = sorted((Path(__file__).parents[1] / "fixtures" / "legacy-poc").glob("*.json"))
+    [by_bob] = filled.append_files(samples[:1], key_name="bob")
+    assert filled.verify().ok  # bob is trusted once added
+    revoke = filled.revoke_key(bob.keyid, "laptop lost", key_name="alice")
+    # bob's public key is gone from keys/, so evledger refuses; an attacker forges anyway
+    with pytest.raises(Exception, match="not trusted"):
+        filled.append_files(samples[:1], key_name="bob")
+    tip_seq, tip_digest = filled.tip() or (0, "")
+    forged = build_entry(
+        by_bob.statement, kind="evidence", seq=tip_seq + 1, prev=tip_digest, keys=[bob]
+    )
+    commit_as_attacker(filled, {entry_path(forged.seq): forged.raw})
+    found = codes(filled)
+    assert found == {(forged.seq, "revoked-key")}
+    assert revoke.seq < forged.seq
+
+
+def test_genesis_pins(filled: Ledger, home: Path, tmp_path: Path) -> None:
+    alice = load_key("alice")
+    genesis = filled.verify().genesis
+    assert genesis
+    assert filled.verify(
+        genesis=genesis[:20], pinned_keys=[public_pem(alice.public_key).encode()]
+    ).ok
+    other = generate_key("other")
+    found = codes(filled, pinned_keys=[public_pem(other.public_key).encode()])
+    assert found == {(0, "untrusted-key")}
+    assert codes(filled, genesis="sha256:0000") == {(0, "genesis-mismatch")}
+
+
+def test_non_canonical_bytes(filled: Ledger) -> None:
+    pretty = orjson.dumps(orjson.loads(raw_entry(filled, 1)), option=orjson.OPT_INDENT_2)
+    commit_as_attacker(filled, {entry_path(1): pretty})
+    found = codes(filled)
+    assert (1, "not-canonical") in found
+    assert (2, "chain-break") in found
+
+
+def test_stray_file_under_evidence(filled: Ledger) -> None:
+    commit_as_attacker(filled, {"evidence/000000/notes.txt": b"hello"})
+    assert (None, "stray-file") in codes(filled)
