@@ -79,17 +79,9 @@ def init_ledger(path: Path, key_name: str | None = None) -> tuple[Ledger, Entry]
             entry_path(0): entry.raw,
             f"keys/{key.name}.pub": public_pem(key.public_key).encode(),
         }
-        files["README.md"] = _LEDGER_README.encode()
         files.update(packaged_policy_files())  # default gate policies -> policies/*.toml
         ledger.store.commit_files(files, f"evledger: genesis ({origin})", ledger.store.resolve())
     return ledger, entry
-
-
-_LEDGER_README = """# evledger ledger
-
-Signed, hash-chained evidence. Verify offline with `evledger verify`; browse with `evledger tui`.
-`evidence/` holds one entry per file, `keys/` the public keys, `checkpoints/` signed tree heads.
-"""
 
 
 def _key_doc(name: str, key: SigningKey) -> dict[str, str]:

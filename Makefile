@@ -1,0 +1,38 @@
+# evledger: `make demo` sets up and runs the main job; `make test` sets up and runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+DEMO ?= demo-ledger
+
+.PHONY: setup demo test test-all bench lint clean
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 first: the CPU build served from this machine's disk; an unpinned torch
+# would pull a multi-GB CUDA build. The project's `torch>=2.2` is then already satisfied.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[demo,test]'
+	touch $@
+
+demo: setup
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO)
+
+test: setup
+	$(PY) -m pytest -n 2 -q
+
+test-all: setup
+	$(PY) -m pytest -n 2 -q -m "slow or not slow"
+
+bench: setup
+	$(PY) tests/benchmarks/bench_ledger.py
+	$(PY) tests/benchmarks/bench_runners.py
+	$(PY) tests/benchmarks/bench_memory.py
+	$(PY) tests/benchmarks/bench_tui.py
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(DEMO)
