@@ -1,0 +1,467 @@
+"""Portable evidence bundles: export entries with Merkle inclusion proofs against a signed
+checkpoint, and import them after verifying everything offline.
+
+A bundle is one JSON document (`FORMAT`): the origin, the newest checkpoint note covering the
+entries, the genesis entry and every key-add/key-revoke entry below the checkpoint size (to
+replay trust), the exported entries (raw canonical bytes, base64) each with its inclusion
+proof, and the public keys. Import checks all of it and refuses the whole bundle on the first
+problem; only then are the exported entries appended as `import` entries (envelope verbatim).
+
+Limitation: without every leaf, an importer cannot prove that no key-revoke entry was left
+out of a bundle; the checkpoint signature (by a key trusted at its size, or pinned) is what
+vouches for the tree.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import schemas
+from ledger import checkpoint as notes
+from ledger import merkle
+from ledger.api import MAX_INPUT_BYTES, Ledger, Prepared
+from ledger.canonical import canonical_bytes, digest_bytes, is_canonical, loads_strict
+from ledger.chain import Entry, parse_entry
+from ledger.envelope import b64decode, pae
+from ledger.errors import InputError, UsageError
+from ledger.keys import keyid_of, load_public_pem, verify_signature
+from ledger.trust import TrustState
+from ledger.verify import stored_checkpoints
+
+FORMAT = "https://evledger.dev/bundle/v1"
+TRUST_KINDS = ("key-add", "key-revoke")
+IMPORTABLE_KINDS = ("evidence", "reproduction", "import", "policy")
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _item(entry: Entry, leaves: list[bytes]) -> dict[str, Any]:
+    proof = merkle.inclusion_proof(leaves, entry.seq)
+    return {
+        "seq": entry.seq,
+        "digest": entry.digest,
+        "raw": base64.b64encode(entry.raw).decode("ascii"),
+        "proof": [h.hex() for h in proof],
+    }
+
+
+def build_bundle(ledger: Ledger, refs: list[str]) -> dict[str, Any]:
+    """The bundle for entries `refs`, proven against the newest stored checkpoint."""
+    if not refs:
+        raise UsageError("name at least one entry to export")
+    chosen = {e.seq: e for e in (ledger.resolve(r) for r in refs)}
+    checkpoints = stored_checkpoints(ledger.store, "HEAD")
+    if not checkpoints:
+        raise UsageError("the ledger has no checkpoint; run `evledger checkpoint` first")
+    size, note = checkpoints[-1]
+    late = sorted(s for s in chosen if s >= size)
+    if late:
+        raise UsageError(
+            f"seq {late[0]} is not covered by the newest checkpoint (size {size}); "
+            "run `evledger checkpoint` first"
+        )
+    cp, _ = notes.parse_note(note)
+    entries = [e for e in ledger.entries() if e.seq < size]
+    leaves = [merkle.leaf_hash(digest_bytes(e.digest)) for e in entries]
+    if len(leaves) != size or merkle.root(leaves) != cp.root:
+        raise UsageError(f"checkpoint {size} does not match the entries; run `evledger verify`")
+    genesis = entries[0]
+    trust = TrustState()
+    trust.add(genesis.predicate["root_key"], -1)
+    trust_entries = [e for e in entries if e.kind in TRUST_KINDS]
+    for e in trust_entries:
+        if e.kind == "key-add":
+            trust.add(e.predicate["key"], e.seq)
+    keys = [{"keyid": r.keyid, "name": r.name, "public_key": r.pem} for r in trust.keys.values()]
+    return {
+        "format": FORMAT,
+        "origin": cp.origin,
+        "checkpoint": {"size": size, "note": note},
+        "genesis": _item(genesis, leaves),
+        "trust_entries": [_item(e, leaves) for e in trust_entries],
+        "entries": [_item(chosen[s], leaves) for s in sorted(chosen)],
+        "keys": sorted(keys, key=lambda k: k["keyid"]),
+    }
+
+
+def export_bundle(ledger: Ledger, refs: list[str], output: Path) -> dict[str, Any]:
+    """Write the bundle for `refs` to `output` (atomically); return it."""
+    if output.is_symlink() or output.is_dir():
+        raise InputError("refusing to write the bundle there (symlink or folder)", path=output)
+    bundle = build_bundle(ledger, refs)
+    data = canonical_bytes(bundle)
+    folder = output.parent if str(output.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return bundle
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+class BundleRefused(InputError):  # noqa: N818 - an outcome with a reason, exit 2
+    """The bundle failed a check; nothing was appended."""
+
+
+@dataclass
+class VerifiedBundle:
+    """A bundle that passed every check."""
+
+    origin: str
+    checkpoint: notes.Checkpoint
+    genesis: Entry
+    entries: list[Entry]
+    trust: TrustState
+    signers: dict[int, str] = field(default_factory=dict)
+    anchor: str = "bundle genesis (unpinned)"
+
+
+def read_bundle(path: Path) -> dict[str, Any]:
+    """Read a bundle file: no symlinks, at most 64 MiB, strict JSON."""
+    if path.is_symlink():
+        raise InputError("refusing a symlink", path=path)
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise InputError(f"larger than {MAX_INPUT_BYTES // 2**20} MiB", path=path)
+    doc = loads_strict(path.read_bytes(), path=path)
+    if not isinstance(doc, dict):
+        raise InputError("not a bundle (not a JSON object)", path=path)
+    return doc
+
+
+def _refuse(message: str, path: Path | None) -> BundleRefused:
+    return BundleRefused(f"bundle refused: {message}", path=path)
+
+
+def _entry(item: Any, what: str, size: int, root: bytes, path: Path | None) -> Entry:
+    """Decode one bundle item and check its bytes, digest, seq and inclusion proof."""
+    if not isinstance(item, dict):
+        raise _refuse(f"{what} is not an object", path)
+    raw_b64, proof = item.get("raw"), item.get("proof")
+    if not isinstance(raw_b64, str):
+        raise _refuse(f"{what} has no raw entry bytes", path)
+    if not isinstance(proof, list):
+        raise _refuse(f"{what} has no inclusion proof", path)
+    try:
+        raw = base64.b64decode(raw_b64.encode("ascii"), validate=True)
+        hashes = [bytes.fromhex(h) for h in proof]
+    except (binascii.Error, ValueError, TypeError, UnicodeEncodeError) as e:
+        raise _refuse(f"{what}: undecodable raw bytes or proof ({e})", path) from e
+    try:
+        entry = parse_entry(raw)
+        doc = loads_strict(raw)
+    except (ValueError, InputError) as e:
+        raise _refuse(f"{what} is not an entry: {e}", path) from e
+    if item.get("digest") != entry.digest:
+        raise _refuse(f"{what}: digest {item.get('digest')} ≠ sha256 of its bytes", path)
+    if item.get("seq") != entry.seq:
+        raise _refuse(f"{what}: says seq {item.get('seq')}, entry holds seq {entry.seq}", path)
+    if not is_canonical(raw, doc) or not schemas.is_valid("entry.v1.schema.json", doc):
+        raise _refuse(f"{what} (seq {entry.seq}) is not a canonical, well-formed entry", path)
+    try:
+        merkle.verify_inclusion(
+            merkle.leaf_hash(digest_bytes(entry.digest)), entry.seq, size, hashes, root
+        )
+    except merkle.ProofError as e:
+        raise _refuse(f"{what} (seq {entry.seq}): inclusion proof fails: {e}", path) from e
+    try:
+        binding = entry.statement["predicate"]["ledger"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise _refuse(f"{what} (seq {entry.seq}): unreadable statement", path) from e
+    if (binding.get("seq"), binding.get("prev"), binding.get("kind")) != (
+        entry.seq,
+        entry.prev,
+        entry.kind,
+    ):
+        raise _refuse(f"seq {entry.seq}: signed seq/prev/kind differ from the entry's", path)
+    return entry
+
+
+def _signed_by(entry: Entry, trust: TrustState, path: Path | None) -> str:
+    """Keyid of a key trusted at the entry's seq whose signature verifies, or refuse."""
+    env = entry.envelope
+    try:
+        message = pae(env["payloadType"], b64decode(env["payload"]))
+        sigs = list(env["signatures"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _refuse(f"seq {entry.seq}: unreadable envelope ({e})", path) from e
+    seen = []
+    for sig in sigs:
+        keyid = sig.get("keyid", "") if isinstance(sig, dict) else ""
+        status = trust.status(keyid, entry.seq)
+        seen.append(f"{keyid[:16] or '(none)'}… {status}")
+        if status != "trusted":
+            continue
+        try:
+            raw = b64decode(sig["sig"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if verify_signature(trust.keys[keyid].public_key, raw, message):
+            return str(keyid)
+        raise _refuse(f"seq {entry.seq}: signature by {keyid[:16]}… does not verify", path)
+    raise _refuse(
+        f"seq {entry.seq}: not signed by a key trusted at that seq ({', '.join(seen)})", path
+    )
+
+
+def _pinned_note_keys(note: str, pinned: list[bytes]) -> dict[str, Any]:
+    """Pinned public keys under the names the note's signature lines use."""
+    _, sigs = notes.split_note(note)
+    pubs = [load_public_pem(p) for p in pinned]
+    out: dict[str, Any] = {}
+    for sig in sigs:
+        for pub in pubs:
+            if notes.note_key_id(sig.name, pub) == sig.key_id:
+                out[sig.name] = pub
+    return out
+
+
+def verify_bundle(
+    doc: dict[str, Any], *, pinned: list[bytes] | None = None, path: Path | None = None
+) -> VerifiedBundle:
+    """Check a bundle completely (see module docstring); raise BundleRefused on any problem."""
+    if doc.get("format") != FORMAT:
+        raise _refuse(f"unknown format {doc.get('format')!r} (want {FORMAT})", path)
+    cp_doc = doc.get("checkpoint")
+    if not isinstance(cp_doc, dict) or not isinstance(cp_doc.get("note"), str):
+        raise _refuse("no checkpoint note", path)
+    note = cp_doc["note"]
+    try:
+        cp, _ = notes.parse_note(note)
+    except notes.CheckpointError as e:
+        raise _refuse(f"checkpoint note: {e}", path) from e
+    if cp_doc.get("size") != cp.size:
+        raise _refuse(f"checkpoint says size {cp_doc.get('size')}, note holds {cp.size}", path)
+    genesis = _entry(doc.get("genesis"), "genesis", cp.size, cp.root, path)
+    if genesis.seq != 0 or genesis.kind != "genesis":
+        raise _refuse("the genesis item is not a seq-0 genesis entry", path)
+    origin = genesis.predicate.get("origin")
+    if origin != cp.origin or doc.get("origin") != cp.origin:
+        raise _refuse(f"origin {doc.get('origin')!r} ≠ genesis/checkpoint origin", path)
+    trust = TrustState()
+    try:
+        trust.add(genesis.predicate["root_key"], -1)
+    except (KeyError, TypeError, ValueError) as e:
+        raise _refuse(f"genesis root key unusable: {e}", path) from e
+    root_id = genesis.predicate["root_key"]["keyid"]
+    trust.keys[root_id].added_seq = 0
+    _signed_by(genesis, trust, path)
+    signers: dict[int, str] = {}
+    trust_items = doc.get("trust_entries", [])
+    if not isinstance(trust_items, list):
+        raise _refuse("trust_entries is not a list", path)
+    trust_at_size = None
+    last = 0
+    for i, item in enumerate(trust_items):
+        entry = _entry(item, f"trust entry {i}", cp.size, cp.root, path)
+        if entry.kind not in TRUST_KINDS or entry.seq <= last:
+            raise _refuse(f"trust entry {i} is not a key entry in seq order", path)
+        last = entry.seq
+        signers[entry.seq] = _signed_by(entry, trust, path)
+        try:
+            if entry.kind == "key-add":
+                trust.add(entry.predicate["key"], entry.seq)
+            else:
+                trust.revoke(entry.predicate["keyid"], entry.seq, str(entry.predicate["reason"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise _refuse(f"seq {entry.seq}: key entry unusable: {e}", path) from e
+    trust_at_size = trust
+    _check_keys(doc.get("keys"), trust_at_size, path)
+    anchor = _check_note(note, trust_at_size, genesis, pinned or [], path)
+    items = doc.get("entries")
+    if not isinstance(items, list) or not items:
+        raise _refuse("no entries", path)
+    entries = []
+    for i, item in enumerate(items):
+        entry = _entry(item, f"entry {i}", cp.size, cp.root, path)
+        signers[entry.seq] = _signed_by(entry, trust, path)
+        entries.append(entry)
+    return VerifiedBundle(str(origin), cp, genesis, entries, trust, signers, anchor)
+
+
+def _check_keys(keys: Any, trust: TrustState, path: Path | None) -> None:
+    """Every public key the bundle lists must be one its trust entries establish."""
+    if not isinstance(keys, list):
+        raise _refuse("keys is not a list", path)
+    for k in keys:
+        try:
+            keyid = keyid_of(load_public_pem(k["public_key"]))
+        except (KeyError, TypeError, InputError, ValueError) as e:
+            raise _refuse(f"unusable public key in keys: {e}", path) from e
+        if keyid != k.get("keyid") or keyid not in trust.keys:
+            raise _refuse(
+                f"unknown key {str(k.get('keyid'))[:16]}…: not established by the bundle's "
+                "genesis and key entries",
+                path,
+            )
+
+
+def _check_note(
+    note: str, trust: TrustState, genesis: Entry, pinned: list[bytes], path: Path | None
+) -> str:
+    """Verify the checkpoint signature; return the trust anchor used."""
+    if pinned:
+        pinned_ids = {keyid_of(load_public_pem(p)) for p in pinned}
+        keys = _pinned_note_keys(note, pinned)
+        root_pinned = genesis.predicate["root_key"]["keyid"] in pinned_ids
+        if root_pinned:
+            keys = {
+                **{r.name: r.public_key for r in trust.keys.values() if r.revoked_seq is None},
+                **keys,
+            }
+        if not keys:
+            raise _refuse(
+                "neither the checkpoint signer nor the genesis root key is a --trusted-key", path
+            )
+        anchor = "pinned genesis root key" if root_pinned else "checkpoint signed by a pinned key"
+    else:
+        keys = {r.name: r.public_key for r in trust.keys.values() if r.revoked_seq is None}
+        anchor = "bundle genesis (unpinned)"
+    try:
+        notes.verify_note(note, keys)
+    except notes.CheckpointError as e:
+        raise _refuse(f"checkpoint signature: {e}", path) from e
+    return anchor
+
+
+# ----------------------------------------------------------------------------- import
+
+
+@dataclass
+class ImportResult:
+    """What `import` appended and what it skipped."""
+
+    bundle: VerifiedBundle
+    appended: list[Entry]
+    skipped: list[tuple[int, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `import --json` document."""
+        return {
+            "origin": self.bundle.origin,
+            "checkpoint": {
+                "size": self.bundle.checkpoint.size,
+                "root": self.bundle.checkpoint.root.hex(),
+            },
+            "trust_anchor": self.bundle.anchor,
+            "appended": [
+                {"seq": e.seq, "digest": e.digest, "source": e.predicate["source"]}
+                for e in self.appended
+            ],
+            "skipped": [{"seq": s, "reason": r} for s, r in self.skipped],
+        }
+
+
+def import_statement(bundle: VerifiedBundle, entry: Entry) -> dict[str, Any]:
+    """The `import` statement carrying one foreign entry's envelope verbatim."""
+    signer = bundle.trust.keys[bundle.signers[entry.seq]]
+    subject = entry.subjects or [
+        {"name": f"{bundle.origin}#{entry.seq}", "digest": {"sha256": entry.digest[7:]}}
+    ]
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": subject,
+        "predicateType": schemas.predicate_type("import"),
+        "predicate": {
+            "envelope": entry.envelope,
+            "source": {
+                "origin": bundle.origin,
+                "seq": entry.seq,
+                "prev": entry.prev,
+                "kind": entry.kind,
+                "digest": entry.digest,
+                "genesis": bundle.genesis.digest,
+                "checkpoint_size": bundle.checkpoint.size,
+                "checkpoint_root": bundle.checkpoint.root.hex(),
+                "trust_anchor": bundle.anchor,
+            },
+            "foreign_keys": [
+                {"keyid": signer.keyid, "name": signer.name, "public_key": signer.pem}
+            ],
+        },
+    }
+
+
+def import_bundle(
+    ledger: Ledger,
+    path: Path,
+    *,
+    pinned: list[bytes] | None = None,
+    key_name: str | None = None,
+) -> ImportResult:
+    """Verify a bundle offline, then append its entries as `import` entries (all or none)."""
+    bundle = verify_bundle(read_bundle(path), pinned=pinned, path=path)
+    known: dict[str, str] = {}
+    seen: set[str] = set()
+    for e in ledger.entries():
+        if e.kind == "import":
+            src = e.predicate.get("source", {})
+            if isinstance(src, dict) and isinstance(src.get("digest"), str):
+                seen.add(src["digest"])
+                if isinstance(src.get("origin"), str) and isinstance(src.get("genesis"), str):
+                    known.setdefault(src["origin"], src["genesis"])
+    if known.get(bundle.origin, bundle.genesis.digest) != bundle.genesis.digest:
+        raise _refuse(
+            f"origin {bundle.origin} was imported before with another genesis "
+            f"({known[bundle.origin][:23]})",
+            path,
+        )
+    prepared, skipped = [], []
+    for entry in bundle.entries:
+        if entry.kind not in IMPORTABLE_KINDS:
+            skipped.append((entry.seq, f"{entry.kind} entries are not imported"))
+        elif entry.digest in seen:
+            skipped.append((entry.seq, "already imported"))
+        else:
+            seen.add(entry.digest)
+            prepared.append(Prepared(import_statement(bundle, entry), "import", str(path)))
+    for p in prepared:
+        probe = {**p.statement["predicate"], "ledger": {}}
+        if errs := schemas.errors("predicates/import.v1.schema.json", probe):
+            raise _refuse(f"import predicate: {errs[0]}", path)
+    appended = ledger.append_prepared(prepared, key_name=key_name) if prepared else []
+    return ImportResult(bundle, appended, skipped)
+
+
+def foreign_entry_bytes(import_entry: Entry) -> bytes | None:
+    """Rebuild the foreign entry's canonical bytes from an import predicate (None if unable)."""
+    pred = import_entry.predicate
+    src = pred.get("source", {})
+    if not isinstance(src, dict) or "kind" not in src or "seq" not in src:
+        return None
+    return canonical_bytes(
+        {
+            "seq": src["seq"],
+            "prev": src.get("prev"),
+            "kind": src["kind"],
+            "envelope": pred["envelope"],
+        }
+    )
+
+
+__all__ = [
+    "FORMAT",
+    "BundleRefused",
+    "ImportResult",
+    "VerifiedBundle",
+    "build_bundle",
+    "export_bundle",
+    "foreign_entry_bytes",
+    "import_bundle",
+    "read_bundle",
+    "verify_bundle",
+]

@@ -1,0 +1,92 @@
+"""`evledger export REF... -o BUNDLE` and `evledger import BUNDLE [--trusted-key PUB]...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ledger.bundle import export_bundle, import_bundle
+from ledger.cli.output import emit_json, ledger_from
+from ledger.errors import InputError
+
+
+def _read_pub(path: Path) -> bytes:
+    if path.is_symlink() or not path.is_file():
+        raise InputError("--trusted-key is not a regular file", path=path)
+    if path.stat().st_size > 64 * 1024:
+        raise InputError("--trusted-key file is too large for a public key", path=path)
+    return path.read_bytes()
+
+
+@click.command("export")
+@click.argument("refs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Bundle file to write.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
+@click.pass_context
+def export_cmd(ctx: click.Context, refs: tuple[str, ...], output: Path, as_json: bool) -> None:
+    """Write entries REF... with inclusion proofs against the newest checkpoint, the checkpoint
+    note, the genesis and key entries and the public keys into one JSON bundle."""
+    bundle = export_bundle(ledger_from(ctx), list(refs), output)
+    summary = {
+        "bundle": str(output),
+        "origin": bundle["origin"],
+        "checkpoint_size": bundle["checkpoint"]["size"],
+        "entries": [{"seq": e["seq"], "digest": e["digest"]} for e in bundle["entries"]],
+        "keys": [k["keyid"] for k in bundle["keys"]],
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    n = len(bundle["entries"])
+    click.echo(
+        f"wrote {output}: {n} entr{'y' if n == 1 else 'ies'}"
+        f" proven against checkpoint {bundle['checkpoint']['size']} of {bundle['origin']}"
+    )
+
+
+@click.command("import")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--trusted-key",
+    "trusted",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Public key (PEM) that must anchor the bundle (its genesis root or checkpoint signer).",
+)
+@click.option("--key", "key_name", help="Signing key name (default $EVLEDGER_KEY).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.pass_context
+def import_cmd(
+    ctx: click.Context,
+    bundle: Path,
+    trusted: tuple[Path, ...],
+    key_name: str | None,
+    as_json: bool,
+) -> None:
+    """Verify a bundle offline (checkpoint signature, inclusion proofs, entry signatures by keys
+    trusted at their seq, digests) and append its entries as `import` entries; a bundle that
+    fails any check is refused whole (exit 2) and nothing is appended."""
+    pinned = [_read_pub(p) for p in trusted]
+    result = import_bundle(ledger_from(ctx), bundle, pinned=pinned, key_name=key_name)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    click.echo(
+        f"verified bundle from {result.bundle.origin} "
+        f"(checkpoint {result.bundle.checkpoint.size}, trust: {result.bundle.anchor})"
+    )
+    for e in result.appended:
+        src = e.predicate["source"]
+        click.echo(f"appended seq {e.seq} import {e.digest} <- {src['origin']}#{src['seq']}")
+    for seq, reason in result.skipped:
+        click.echo(f"skipped foreign seq {seq}: {reason}")
+
+
+COMMANDS = [export_cmd, import_cmd]
