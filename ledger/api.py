@@ -13,15 +13,21 @@ import git
 
 import schemas
 from ledger import checkpoint as notes
-from ledger import merkle
-from ledger.canonical import canonical_bytes, digest_bytes, loads_strict, sha256_digest
+from ledger.canonical import canonical_bytes, digest_of, loads_strict, sha256_digest
 from ledger.chain import Entry, build_entry, parse_entry
 from ledger.envelope import STATEMENT_TYPE, parse_envelope
 from ledger.errors import InputError, LedgerError, SigningKeyError, UsageError
 from ledger.gate import packaged_policy_files
 from ledger.keys import SigningKey, default_key_name, generate_key, keyid_of, load_key, public_pem
 from ledger.store import ENTRY_DIR, Store, entry_path
-from ledger.verify import CHECKPOINT_DIR, Report, iter_entries, verify_ledger
+from ledger.verify import (
+    CHECKPOINT_DIR,
+    STATE_EXTENSION,
+    Report,
+    checkpoint_state,
+    iter_entries,
+    verify_ledger,
+)
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 
@@ -355,26 +361,35 @@ class Ledger:
         return verify_ledger(self.store, **kwargs)
 
     def checkpoint(self, *, key_name: str | None = None) -> tuple[str, notes.Checkpoint]:
-        """Sign a tree head over all entries, store it under checkpoints/, return the note."""
+        """Verify, then sign a tree head over all entries and store it under checkpoints/.
+
+        Beside the note goes a state file (Merkle frontier, tip digest, trust state, the
+        commit that holds exactly these entries); the note binds its digest in an extension
+        line, so `verify --since` can resume from it and read only the newer entries.
+        """
         key = _signing_key(key_name)
         self._check_signer(key)
         with self.store.lock():
             parent = self.store.resolve()
-            genesis = None
-            frontier = merkle.Frontier()
-            for entry in self.entries():
-                if entry.seq == 0:
-                    genesis = entry
-                frontier.append(merkle.leaf_hash(digest_bytes(entry.digest)))
-            if genesis is None:
+            report = self.verify(rev=parent or "HEAD")
+            if not report.ok:
+                first = report.problems[0]
+                raise LedgerError(
+                    f"refusing to sign a checkpoint over a ledger that does not verify "
+                    f"(seq {first.seq}: {first.code})",
+                    path=self.root,
+                )
+            genesis = next(self.entries(), None)
+            if genesis is None or parent is None:
                 raise LedgerError("the ledger has no genesis entry", path=self.root)
+            state = checkpoint_state(report, parent)
             origin = str(genesis.predicate.get("origin", "evledger"))
-            cp = notes.Checkpoint(origin, frontier.size, frontier.root())
+            ext = (f"{STATE_EXTENSION} {digest_of(state)}",)
+            cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
             text = notes.sign_note(cp, key.name, key.private_key)
-            path = f"{CHECKPOINT_DIR}/{cp.size:09d}.note"
-            self.store.commit_files(
-                {path: text.encode()}, f"evledger: checkpoint {cp.size}", parent
-            )
+            base = f"{CHECKPOINT_DIR}/{cp.size:09d}"
+            files = {f"{base}.note": text.encode(), f"{base}.state.json": canonical_bytes(state)}
+            self.store.commit_files(files, f"evledger: checkpoint {cp.size}", parent)
         return text, cp
 
 

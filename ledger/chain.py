@@ -109,7 +109,11 @@ def build_entry(
 
 def parse_entry(raw: bytes, path: str = "") -> Entry:
     """Parse stored entry bytes (raises ValueError if they are not an entry object)."""
-    doc = orjson.loads(raw)
+    return entry_from_doc(orjson.loads(raw), raw, sha256_digest(raw), path)
+
+
+def entry_from_doc(doc: Any, raw: bytes, digest: str, path: str = "") -> Entry:
+    """An Entry from its already-parsed JSON (raises ValueError if it is not an entry)."""
     if not isinstance(doc, dict):
         raise ValueError("entry is not a JSON object")
     seq, kind, envelope = doc.get("seq"), doc.get("kind"), doc.get("envelope")
@@ -118,6 +122,4 @@ def parse_entry(raw: bytes, path: str = "") -> Entry:
     if not isinstance(envelope, dict):
         raise ValueError("entry lacks an envelope")
     prev = doc.get("prev")
-    return Entry(
-        seq, prev if isinstance(prev, str) else None, kind, envelope, raw, sha256_digest(raw), path
-    )
+    return Entry(seq, prev if isinstance(prev, str) else None, kind, envelope, raw, digest, path)

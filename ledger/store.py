@@ -158,6 +158,25 @@ class Store:
         )
         return proc.stdout if proc.returncode == 0 else None
 
+    def is_ancestor(self, ancestor: str, rev: str) -> bool:
+        """True if commit `ancestor` is reachable from `rev`."""
+        proc = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", ancestor, rev], cwd=self.root, check=False
+        )
+        return proc.returncode == 0
+
+    def changed_paths(self, old: str, new: str, prefix: str) -> list[tuple[str, str, str]]:
+        """(status letter, path, new blob id) for files under `prefix` that differ old→new."""
+        out = self._git("diff-tree", "-r", "-z", "--no-renames", old, new, "--", prefix)
+        fields = out.split(b"\0")
+        changes = []
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            if not meta:
+                continue
+            parts = meta.decode().lstrip(":").split(" ")
+            changes.append((parts[4], path.decode("utf-8", errors="surrogateescape"), parts[3]))
+        return changes
+
     # ---------------------------------------------------------------- writing
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

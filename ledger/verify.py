@@ -18,7 +18,7 @@ import schemas
 from ledger import checkpoint as notes
 from ledger import merkle
 from ledger.canonical import is_canonical
-from ledger.chain import KINDS, Entry, parse_entry
+from ledger.chain import KINDS, Entry, entry_from_doc, parse_entry
 from ledger.envelope import b64decode, pae
 from ledger.keys import load_public_pem, verify_signature
 from ledger.store import ENTRY_DIR, Store, entry_path, seq_from_path
@@ -26,6 +26,7 @@ from ledger.trust import TrustState
 
 ProgressFn = Callable[[int, int], None]
 CHECKPOINT_DIR = "checkpoints"
+STATE_EXTENSION = "evledger-state"
 
 #: stable problem codes and what they mean (shown by `verify --help` and the TUI)
 CODES = {
@@ -73,6 +74,7 @@ class Report:
     since: dict[str, Any] | None = None
     verified_entries: int = 0
     digests: list[str] = field(default_factory=list, repr=False)
+    frontier: list[str] = field(default_factory=list, repr=False)
     signers: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -138,8 +140,8 @@ class Verifier:
             state.roots[state.frontier.size] = state.frontier.root()
         prev_digest, state.prev_digest = state.prev_digest, digest
         try:
-            entry = parse_entry(raw, entry_path(path_seq))
             doc = orjson.loads(raw)
+            entry = entry_from_doc(doc, raw, digest, entry_path(path_seq))
         except (ValueError, orjson.JSONDecodeError) as e:
             report.add(path_seq, "bad-entry", f"unreadable entry: {e}")
             return
@@ -330,6 +332,8 @@ def verify_ledger(
         report.add(None, "no-genesis", "the ledger has no commits")
         return report
     kept = _parse_kept(since_note, report)
+    if kept and (fast := _verify_since_fast(store, rev, kept, pinned, genesis, progress)):
+        return fast
     checkpoints = stored_checkpoints(store, rev)
     watch = {size for size, _ in checkpoints} | ({kept[0].size} if kept else set())
     verifier = Verifier(report, pinned=pinned, genesis=genesis, watch_sizes=watch)
@@ -346,8 +350,7 @@ def verify_ledger(
             trust_at[seq + 1] = TrustState.from_json(state.trust.to_json())
         if progress and (i % 256 == 0 or i + 1 == total):
             progress(i + 1, total)
-    report.root = state.frontier.root().hex()
-    report.trusted_keys = [r.to_json() for r in state.trust.keys.values()]
+    _finish(report, state)
     _check_checkpoints(report, checkpoints, state, trust_at)
     if kept:
         _check_since(report, kept, state, trust_at, ordered)
@@ -451,3 +454,103 @@ def iter_entries(store: Store, rev: str = "HEAD") -> Iterator[Entry]:
 
 
 assert set(KINDS) >= {"genesis", "key-add", "key-revoke"}
+
+
+def _finish(report: Report, state: _State) -> None:
+    report.root = state.frontier.root().hex()
+    report.frontier = [h.hex() for h in state.frontier.hashes()]
+    report.trusted_keys = [r.to_json() for r in state.trust.keys.values()]
+
+
+def checkpoint_state(report: Report, commit: str) -> dict[str, Any]:
+    """What `verify --since` resumes from: bound into the checkpoint note by its digest."""
+    return {
+        "size": report.entries,
+        "commit": commit,
+        "frontier": report.frontier,
+        "tip": report.digests[-1] if report.digests else None,
+        "trust": report.trusted_keys,
+        "genesis": report.genesis,
+    }
+
+
+def _verify_since_fast(
+    store: Store,
+    rev: str,
+    kept: tuple[notes.Checkpoint, str],
+    pinned: list[str],
+    genesis: str | None,
+    progress: ProgressFn | None,
+) -> Report | None:
+    """Verify only the entries after a kept checkpoint; None if its state can't be used."""
+    cp, text = kept
+    ext = [e for e in cp.extensions if e.startswith(STATE_EXTENSION + " ")]
+    raw_state = store.read_path(rev, f"{CHECKPOINT_DIR}/{cp.size:09d}.state.json")
+    if len(ext) != 1 or raw_state is None:
+        return None
+    from ledger.canonical import sha256_digest
+
+    if sha256_digest(raw_state) != ext[0].split(" ", 1)[1]:
+        return None
+    state_doc = orjson.loads(raw_state)
+    trust = TrustState.from_json(state_doc["trust"])
+    frontier = merkle.Frontier.from_hashes(
+        cp.size, [bytes.fromhex(h) for h in state_doc["frontier"]]
+    )
+    if frontier.root() != cp.root or state_doc["size"] != cp.size:
+        return None
+    if genesis and not str(state_doc.get("genesis", "")).startswith(genesis):
+        return None
+    if pinned and not any(k in trust.keys and trust.keys[k].added_seq == 0 for k in pinned):
+        return None
+    report = Report(since={"size": cp.size, "root": cp.root.hex(), "mode": "incremental"})
+    report.genesis = state_doc.get("genesis")
+    try:
+        notes.verify_note(text, note_keys(trust))
+    except notes.CheckpointError as e:
+        report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
+        return report
+    base = state_doc["commit"]
+    if store.resolve(base) is None or not store.is_ancestor(base, rev):
+        return None  # history rewritten or commit unknown: the full path decides
+    changed = store.changed_paths(base, rev, ENTRY_DIR)
+    new: list[tuple[int, str]] = []
+    for status, path, sha in changed:
+        seq = seq_from_path(path)
+        if status != "A" or seq is None or seq < cp.size:
+            where = seq if seq is not None else None
+            report.add(
+                where,
+                "not-append-only",
+                f"{path} was {_STATUS.get(status, status)} after checkpoint {cp.size}",
+            )
+            continue
+        new.append((seq, sha))
+    if report.problems:
+        return report
+    new.sort()
+    checkpoints = [(s, t) for s, t in stored_checkpoints(store, rev) if s > cp.size]
+    watch = {size for size, _ in checkpoints}
+    verifier = Verifier(report, watch_sizes=watch)
+    vstate = _State(trust, frontier, state_doc["tip"], cp.size)
+    expected = cp.size
+    trust_at: dict[int, TrustState] = {}
+    for i, (raw, (seq, _)) in enumerate(zip(store.read_blobs(s for _, s in new), new, strict=True)):
+        for missing in range(expected, seq):
+            report.add(missing, "missing-entry", f"entry {missing} is missing")
+        expected = seq + 1
+        verifier.check(raw, seq, vstate)
+        if seq + 1 in watch:
+            trust_at[seq + 1] = TrustState.from_json(vstate.trust.to_json())
+        if progress and (i % 256 == 0 or i + 1 == len(new)):
+            progress(i + 1, len(new))
+    report.entries = cp.size + len(new)
+    report.digests = []  # only the new ones were read
+    _finish(report, vstate)
+    _check_checkpoints(report, checkpoints, vstate, trust_at)
+    report.checkpoints += 1
+    report.trust_anchor = "kept checkpoint " + str(cp.size)
+    return report
+
+
+_STATUS = {"D": "deleted", "M": "modified", "T": "changed in type", "R": "renamed"}

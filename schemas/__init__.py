@@ -53,6 +53,7 @@ def is_valid(relpath: str, instance: Any) -> bool:
     return bool(_fast(relpath).is_valid(instance))
 
 
+@cache
 def predicate_schema_path(ptype: str) -> str | None:
     """Schema file for a predicateType of ours, or None if we ship none."""
     if not ptype.startswith(PREDICATE_PREFIX):

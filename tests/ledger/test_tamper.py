@@ -169,3 +169,41 @@ def test_non_canonical_bytes(filled: Ledger) -> None:
 def test_stray_file_under_evidence(filled: Ledger) -> None:
     commit_as_attacker(filled, {"evidence/000000/notes.txt": b"hello"})
     assert (None, "stray-file") in codes(filled)
+
+
+def test_since_reads_only_new_entries(filled: Ledger) -> None:
+    note, cp = filled.checkpoint(key_name="alice")
+    samples = sorted((Path(__file__).parents[1] / "fixtures" / "legacy-poc").glob("*.json"))
+    filled.append_files(samples, key_name="alice")
+    report = filled.verify(since_note=note)
+    assert report.ok, report.problems
+    assert report.since is not None and report.since["mode"] == "incremental"
+    assert report.verified_entries == 2 and report.entries == cp.size + 2
+    assert report.root == filled.verify().root  # same tree head as a full verification
+
+
+def test_since_catches_old_entry_changed_after_checkpoint(filled: Ledger) -> None:
+    note, _ = filled.checkpoint(key_name="alice")
+    doc = orjson.loads(raw_entry(filled, 1))
+    doc["envelope"]["signatures"][0]["sig"] = doc["envelope"]["signatures"][0]["sig"][::-1]
+    commit_as_attacker(filled, {entry_path(1): canonical_bytes(doc)})
+    report = filled.verify(since_note=note)
+    assert {(p.seq, p.code) for p in report.problems} == {(1, "not-append-only")}
+
+
+def test_since_with_doctored_state_falls_back_to_full(filled: Ledger) -> None:
+    note, cp = filled.checkpoint(key_name="alice")
+    state_path = f"checkpoints/{cp.size:09d}.state.json"
+    state = orjson.loads(filled.store.read_path("HEAD", state_path) or b"{}")
+    state["trust"] = []
+    commit_as_attacker(filled, {state_path: canonical_bytes(state)})
+    report = filled.verify(since_note=note)
+    assert report.ok and report.since is not None and "mode" not in report.since
+    assert report.verified_entries == report.entries
+
+
+def test_checkpoint_refused_on_a_broken_ledger(filled: Ledger) -> None:
+    a, b = raw_entry(filled, 2), raw_entry(filled, 3)
+    commit_as_attacker(filled, {entry_path(2): b, entry_path(3): a})
+    with pytest.raises(Exception, match="does not verify"):
+        filled.checkpoint(key_name="alice")
