@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from runners.base import Measurement, Param, ProgressFn
 from runners.measure import (
@@ -18,7 +21,7 @@ from runners.model import ModelSource
 MATRICES = Param("matrices", "linear",
                  "which tensors count: linear (2-D weights, no embeddings), ffn, attention, "
                  "all2d (incl. embeddings) or re:REGEX", "str")
-CALIBRATION = Param("calibration", "gaussian",
+CALIBRATION = Param("calibration", "activations",
                     "calibration inputs for output cos: gaussian (seeded) or activations "
                     "(real model inputs when the model can run; else gaussian)", "str",
                     choices=("gaussian", "activations"))
@@ -45,11 +48,19 @@ def selected(model: ModelSource, params: dict[str, Any]) -> ModelSource:
     return ModelSource(model.requested if not model.is_default else None, matrices=sel)
 
 
+Recode = Callable[[Any, torch.Tensor, CompressedMatrix], tuple[CompressedMatrix, dict[str, Any]]]
+
+
 def scalar_measure(model: ModelSource, params: dict[str, Any], progress: ProgressFn,
-                   rank: int = 0) -> tuple[Measurement, list[tuple[Any, CompressedMatrix]]]:
-    """Group-quantize every counted matrix; rows, summary metrics, digest (keeps codes)."""
+                   rank: int = 0, recode: Recode | None = None,
+                   ) -> tuple[Measurement, list[tuple[Any, CompressedMatrix]]]:
+    """Group-quantize every counted matrix (optionally re-coding its bytes); rows and summary.
+
+    `recode(info, w, cm)` may replace the produced bytes (e.g. entropy-code them) and returns
+    the new CompressedMatrix plus extra row fields.
+    """
     model = selected(model, params)
-    calib = Calibration(model, params.get("calibration", "gaussian"),
+    calib = Calibration(model, params.get("calibration", "activations"),
                         params.get("calib_samples", 256), seed=0)
     digest = ReconstructionDigest()
     rows: list[dict[str, Any]] = []
@@ -57,12 +68,16 @@ def scalar_measure(model: ModelSource, params: dict[str, Any], progress: Progres
     infos = model.matrix_infos()
     for i, (info, w) in enumerate(model.iter_matrices()):
         cm = scalar_compress(w, params["bits"], params["group_size"], rank)
+        more: dict[str, Any] = {}
+        if recode is not None:
+            cm, more = recode(info, w, cm)
         rows.append(matrix_row(info, w, cm, calib.inputs(info)))
+        rows[-1].update(more)
+        rows[-1]["calibration"] = calib.sources[info.name]
         digest.update(cm.w_hat)
         kept.append((info, cm))
         cm.w_hat = cm.w_hat[:0]  # drop the reconstruction; codes stay for later coders
         progress(info.name, i + 1, len(infos))
     metrics = summarize(rows)
-    extra = {"subjects": [calib.subject()], "calibration": {"requested": calib.kind,
-                                                            "used": calib.used}}
+    extra = {"subjects": calib.subjects(), "calibration": calib.describe()}
     return Measurement(metrics, rows, digest.hexdigest(), extra), kept

@@ -309,15 +309,38 @@ def set_activation_provider(fn: ActivationProvider | None) -> None:
     _activation_provider = fn
 
 
-def _default_activation_provider() -> ActivationProvider | None:
-    """The installed hook, else `runners.minilm.capture_linear_inputs` if that exists."""
-    if _activation_provider is not None:
-        return _activation_provider
+def minilm_linear_inputs(model: ModelSource, samples: int, seed: int
+                         ) -> dict[str, torch.Tensor] | None:
+    """Real inputs of each linear layer from running a BERT folder on the built-in texts."""
     try:
-        from runners import minilm  # type: ignore[attr-defined]
+        from runners import minilm
+        from runners.texts import TEXTS
     except Exception:
         return None
-    return getattr(minilm, "capture_linear_inputs", None)
+    folder = minilm.model_folder(model.requested)
+    if folder is None or minilm.folder_kind(folder) != "bert":
+        return None
+    encoder = minilm.BertEncoder(folder)
+    got: dict[str, list[torch.Tensor]] = {}
+
+    def capture(name: str, x: torch.Tensor) -> None:
+        got.setdefault(name, []).append(x.detach().to(torch.float32))
+
+    encoder.embed(list(TEXTS), capture=capture)
+    out: dict[str, torch.Tensor] = {}
+    for name, chunks in got.items():
+        x = torch.cat(chunks)
+        if x.shape[0] > samples:
+            gen = torch.Generator().manual_seed(seed)
+            idx = torch.randperm(x.shape[0], generator=gen)[:samples].sort().values
+            x = x[idx]
+        out[name] = x.contiguous()
+    return out
+
+
+def _default_activation_provider() -> ActivationProvider | None:
+    """The installed hook, else real activations from the MiniLM forward pass."""
+    return _activation_provider or minilm_linear_inputs
 
 
 class Calibration:
@@ -331,6 +354,7 @@ class Calibration:
         self.seed = seed
         self.used = "gaussian"
         self._cache: dict[Any, torch.Tensor] = {}
+        self.sources: dict[str, str] = {}
         self._digest = hashlib.sha256()
         self._activations: dict[str, torch.Tensor] | None = None
         if kind == "activations" and model is not None:
@@ -347,12 +371,14 @@ class Calibration:
         in_f = info.shape[1]
         if self._activations is not None and info.name in self._activations:
             key: Any = info.name
+            self.sources[info.name] = "activations"
             if key not in self._cache:
                 x = self._activations[info.name].to(torch.float32).reshape(-1, in_f)
                 self._cache[key] = x
                 self._digest.update(x.contiguous().numpy().tobytes())
             return self._cache[key]
         key = ("gaussian", in_f)
+        self.sources[info.name] = "gaussian"
         if key not in self._cache:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + in_f)
             x = torch.randn(self.samples, in_f, generator=gen)
@@ -360,12 +386,25 @@ class Calibration:
             self._digest.update(x.numpy().tobytes())
         return self._cache[key]
 
-    def subject(self) -> dict[str, Any]:
-        """An in-toto subject naming the calibration data actually used, with its digest."""
-        return {
-            "name": f"calibration/{self.used}-seed{self.seed}-n{self.samples}",
+    def describe(self) -> dict[str, Any]:
+        """Requested kind, what each matrix actually got, samples and seed."""
+        counts: dict[str, int] = {}
+        for v in self.sources.values():
+            counts[v] = counts.get(v, 0) + 1
+        return {"requested": self.kind, "used": counts, "samples": self.samples,
+                "seed": self.seed}
+
+    def subjects(self) -> list[dict[str, Any]]:
+        """in-toto subjects for the calibration data actually used (and its texts)."""
+        kinds = sorted(set(self.sources.values())) or ["gaussian"]
+        out = [{
+            "name": f"calibration/{'+'.join(kinds)}-seed{self.seed}-n{self.samples}",
             "digest": {"sha256": self._digest.hexdigest()},
-        }
+        }]
+        if "activations" in kinds:
+            from runners import texts
+            out.append(texts.subject())
+        return out
 
 
 # --------------------------------------------------------------------------- rows and summaries

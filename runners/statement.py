@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,3 +165,40 @@ def run_runner(runner: Runner, model: ModelSource, params: dict[str, Any] | None
         "predicate": predicate,
     }
     return to_json_safe(statement)
+
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "predicates"
+
+
+def schema_path(runner_name: str) -> Path:
+    """The JSON Schema file of a runner's predicate."""
+    return SCHEMA_DIR / f"{runner_name}.v1.schema.json"
+
+
+def validate_statement(statement: dict[str, Any]) -> None:
+    """Check the Statement shape and the predicate against its runner schema (ValueError)."""
+    import jsonschema
+
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise ValueError(f"_type must be {STATEMENT_TYPE}")
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        raise ValueError("subject must be a non-empty list")
+    for s in subjects:
+        digest = s.get("digest", {}).get("sha256", "") if isinstance(s, dict) else ""
+        if not isinstance(s.get("name"), str) or len(digest) != 64:
+            raise ValueError(f"bad subject {s!r}")
+    ptype = str(statement.get("predicateType", ""))
+    if not ptype.startswith(PREDICATE_BASE + "/"):
+        raise ValueError(f"predicateType {ptype!r} is not an evledger runner predicate")
+    name = ptype.removeprefix(PREDICATE_BASE + "/").split("/")[0]
+    path = schema_path(name)
+    if not path.is_file():
+        raise ValueError(f"no schema for runner {name!r} at {path}")
+    schema = json.loads(path.read_text("utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(statement["predicate"]), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.path) or "(root)"
+        raise ValueError(f"predicate does not match {path.name} at {where}: {e.message}")
