@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ledger.api import Ledger, Prepared
 from ledger.chain import Entry
 
+LEGACY_DIR = Path(__file__).resolve().parents[2] / "shared" / "legacy-poc" / "evidence"
+if not LEGACY_DIR.is_dir():
+    LEGACY_DIR = Path(__file__).parent / "fixtures" / "legacy-poc"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 
 
@@ -39,3 +43,19 @@ def add(ledger: Ledger, *statements: dict[str, Any], kind: str = "evidence") -> 
     """Append statements without predicate-schema validation (runner schemas may not exist)."""
     prepared = [Prepared(s, kind, "test") for s in statements]
     return ledger.append_prepared(prepared, key_name="alice")
+
+
+def example_ledger(ledger: Ledger) -> Ledger:
+    """Legacy samples plus hand-made runner evidence shaped like the snapshot's figures."""
+    ledger.append_files(sorted(LEGACY_DIR.glob("*.json")), key_name="alice")
+    add(
+        ledger,
+        statement("memory", {"peak_rss_mb": 412.5, "model_mb": 2300.0}),
+        statement("static", {"ratio_fp16_effective": 4.69, "out_cos": 0.991, "cos_min": 0.97}),
+        statement("pareto", {"ratio_at_cos_094": 9.6, "feasible_at_cos_094": True,
+                             "ratio_at_cos_099": 5.65, "feasible_at_cos_099": True,
+                             "ratio_fp16_effective": 5.65, "cos_min": 0.99}),
+        statement("hessian", {"ratio_fp16_effective": 5.88, "cos_min": 0.985, "out_cos": 0.993}),
+        statement("pq", {"ratio_fp16_effective": 8.1, "cos_min": 0.958}),
+    )
+    return ledger

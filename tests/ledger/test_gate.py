@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LEGACY_SAMPLES
-from evidence_factory import add, statement
+from evidence_factory import add, example_ledger, statement
 
 from ledger.api import Ledger
 from ledger.gate import (
@@ -193,22 +192,6 @@ def test_packaged_policies_valid_and_copied_by_init(ledger: Ledger) -> None:
         assert policy.warnings == ()
     assert ledger.store.read_path("HEAD", "policies/v37.toml") is not None
     assert resolve_policy(None, ledger).source == "ledger:policies/v37.toml"
-
-
-def example_ledger(ledger: Ledger) -> Ledger:
-    """Legacy samples plus hand-made runner evidence shaped like the snapshot's figures."""
-    ledger.append_files(LEGACY_SAMPLES, key_name="alice")
-    add(
-        ledger,
-        statement("memory", {"peak_rss_mb": 412.5, "model_mb": 2300.0}),
-        statement("static", {"ratio_fp16_effective": 4.69, "out_cos": 0.991, "cos_min": 0.97}),
-        statement("pareto", {"ratio_at_cos_094": 9.6, "feasible_at_cos_094": True,
-                             "ratio_at_cos_099": 5.65, "feasible_at_cos_099": True,
-                             "ratio_fp16_effective": 5.65, "cos_min": 0.99}),
-        statement("hessian", {"ratio_fp16_effective": 5.88, "cos_min": 0.985, "out_cos": 0.993}),
-        statement("pq", {"ratio_fp16_effective": 8.1, "cos_min": 0.958}),
-    )
-    return ledger
 
 
 def test_v37_is_no_go_because_of_ffn_sota(ledger: Ledger) -> None:

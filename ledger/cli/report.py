@@ -1,0 +1,85 @@
+"""`evledger report [--md|--json] [-o FILE]`: the results table and a Pareto plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from ledger.cli.output import emit_json, ledger_from
+from ledger.errors import InputError, UsageError
+from ledger.report import report_for_ledger, to_markdown, write_pareto_svg
+
+
+def _check_target(path: Path) -> None:
+    if path.is_symlink() or path.is_dir():
+        raise InputError("refusing to write the report there", path=path)
+    if not path.parent.is_dir():
+        raise InputError("its folder does not exist", path=path)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file beside `path`, then rename (nothing half-written on error)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plot_path(output: Path) -> Path:
+    """Where the SVG goes: next to the Markdown report, `<stem>.pareto.svg`."""
+    return output.with_name(f"{output.stem}.pareto.svg")
+
+
+@click.command("report")
+@click.option("--md", "as_md", is_flag=True, help="Markdown (the default).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write here instead of stdout (Markdown also gets <stem>.pareto.svg beside it).",
+)
+@click.option("--policy", "policy_spec", metavar="FILE|NAME", help="Policy (default v37).")
+@click.pass_context
+def report_cmd(
+    ctx: click.Context, as_md: bool, as_json: bool, output: Path | None, policy_spec: str | None
+) -> None:
+    """Per claim: best evidence, figures, gate state, reproduced or not, entry digest."""
+    if as_json and as_md:
+        raise UsageError("--json and --md are mutually exclusive")
+    if output is not None:
+        _check_target(output)
+    report = report_for_ledger(ledger_from(ctx), policy_spec)
+    if as_json:
+        if output is None:
+            emit_json(report.to_json())
+            return
+        text = json.dumps(report.to_json(), sort_keys=True, ensure_ascii=False, indent=2) + "\n"
+        _write_atomic(output, text.encode())
+        click.echo(f"wrote {output}", err=True)
+        return
+    if output is None:
+        click.echo(to_markdown(report), nl=False)
+        return
+    svg = plot_path(output)
+    _check_target(svg)
+    tmp_svg = svg.with_name(f".{svg.name}.tmp")
+    write_pareto_svg(report.points, tmp_svg)
+    try:
+        _write_atomic(output, to_markdown(report, plot=svg.name).encode())
+    except BaseException:
+        tmp_svg.unlink(missing_ok=True)
+        raise
+    os.replace(tmp_svg, svg)
+    click.echo(f"wrote {output} and {svg}", err=True)
+
+
+COMMANDS = [report_cmd]

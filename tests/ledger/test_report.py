@@ -1,0 +1,114 @@
+"""report: the snapshot's table from the ledger (md/json), reproductions, and the Pareto SVG."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from evidence_factory import add, example_ledger, statement
+
+from ledger.api import Ledger
+from ledger.cli import main
+from ledger.gate import resolve_policy
+from ledger.report import build_report, gaussian_bound_ratio, to_markdown, write_pareto_svg
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def _entry_point(ctx: click.Context) -> None:
+    main(list(ctx.args))
+
+
+def run(args: list[str]) -> tuple[int, str, str]:
+    """The real entry point, in-process."""
+    result = CliRunner().invoke(_entry_point, args)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_gaussian_bound() -> None:
+    bound = gaussian_bound_ratio(0.99)
+    assert bound is not None and math.isclose(bound, 5.6626, rel_tol=1e-3)
+    bound = gaussian_bound_ratio(0.94)
+    assert bound is not None and math.isclose(bound, 10.31, rel_tol=1e-3)
+    assert gaussian_bound_ratio(0.0) is None and gaussian_bound_ratio(1.0) == 0.0
+
+
+@pytest.fixture
+def example(ledger: Ledger) -> Ledger:
+    return example_ledger(ledger)
+
+
+def test_report_rows(example: Ledger) -> None:
+    entries = list(example.entries())
+    [static] = [e for e in entries if e.runner == "static"]
+    repro = statement("static", {"ratio_fp16_effective": 4.69, "out_cos": 0.991})
+    repro["predicate"].update(claim={"seq": static.seq, "digest": static.digest},
+                              deltas={}, verdict="reproduced")
+    [r] = add(example, repro, kind="reproduction")
+    report = build_report(list(example.entries()), resolve_policy("v37"))
+    rows = {row.id: row for row in report.rows}
+    assert report.outcome == "NO-GO" and report.tip_seq == r.seq
+    assert rows["V38"].reproduced == f"reproduced (seq {r.seq})"
+    assert rows["V80"].reproduced == "unreproduced"
+    assert rows["TNSEC"].reproduced == "n/a (legacy)"
+    assert rows["FFN_SOTA"].state == "fail" and rows["FFN_SOTA"].figures[
+        "ratio_fp16_effective"] == 5.65
+    # the legacy V43 sample claims 4.0x at cos_min 0.999954: above the Gaussian bound (~2.39x)
+    assert rows["V43"].bound_ratio is not None and round(rows["V43"].bound_ratio, 2) == 2.39
+    assert rows["V43"].above_bound is True and rows["V38"].above_bound is False
+    assert len(report.points) == 5  # v43 legacy + static, pareto, hessian, pq
+
+
+def test_report_markdown(example: Ledger) -> None:
+    report = build_report(list(example.entries()), resolve_policy("v37"))
+    md = to_markdown(report, plot="r.pareto.svg")
+    assert md.startswith("## Results (policy `v37`: **NO-GO**)")
+    assert "| claim | what | required | gate | best evidence | bound | reproduced | entry |" in md
+    assert "| FFN_SOTA | FFN 16x at cosine >= 0.99 | yes | **FAIL** |" in md
+    assert "**NO-GO**: FFN_SOTA fail (ratio_fp16_effective = 5.65 (needs >= 16))" in md
+    assert "![ratio vs cos_min" in md and "(r.pareto.svg)" in md
+
+
+def test_pareto_svg(example: Ledger, tmp_path: Path) -> None:
+    report = build_report(list(example.entries()), resolve_policy("v37"))
+    out = write_pareto_svg(report.points, tmp_path / "p.svg")
+    text = out.read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    write_pareto_svg([], tmp_path / "empty.svg")
+
+
+def test_cli_report_json_and_md(example: Ledger) -> None:
+    code, out, err = run(["--ledger", str(example.root), "report", "--json"])
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["policy"] == "v37" and doc["outcome"] == "NO-GO"
+    assert doc["rows"][0]["id"] == "V80"
+    assert all(set(r) >= {"figures", "state", "digest", "reproduced"} for r in doc["rows"])
+    code, out, _ = run(["--ledger", str(example.root), "report"])
+    assert code == 0 and out.startswith("## Results")
+
+
+def test_cli_report_output_files(example: Ledger, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "RESULTS.md"
+    target.parent.mkdir()
+    code, out, _ = run(["--ledger", str(example.root), "report", "-o", str(target)])
+    assert code == 0 and out == ""
+    assert "(RESULTS.pareto.svg)" in target.read_text()
+    assert (target.parent / "RESULTS.pareto.svg").read_text().count("<svg") == 1
+    assert sorted(p.name for p in target.parent.iterdir()) == ["RESULTS.md", "RESULTS.pareto.svg"]
+    jtarget = tmp_path / "out" / "r.json"
+    code, _, _ = run(["--ledger", str(example.root), "report", "--json", "-o", str(jtarget)])
+    assert code == 0 and json.loads(jtarget.read_text())["policy"] == "v37"
+
+
+def test_cli_report_bad_input(example: Ledger, tmp_path: Path) -> None:
+    for args in (["--json", "--md"], ["-o", str(tmp_path / "missing" / "r.md")],
+                 ["--policy", "nope"]):
+        code, out, err = run(["--ledger", str(example.root), "report", *args])
+        assert code == 2, args
+        assert out == "" and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "missing").exists()
