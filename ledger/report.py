@@ -35,6 +35,7 @@ class ReportRow:
     digest: str | None
     runner: str | None
     reproduced: str
+    physics: str = ""  # from ledger.audit: within-bound | implausible | structured | ...
     bound_ratio: float | None = None
     above_bound: bool = False
     reasons: list[str] = field(default_factory=list)
@@ -83,9 +84,32 @@ def _reproductions(entries: list[Entry]) -> dict[str, list[tuple[int, str]]]:
     return out
 
 
+def _audited(entries: list[Entry]) -> dict[str, Any] | None:
+    """digest -> ClaimAudit from `ledger.audit`, or None if that module is unavailable."""
+    try:
+        from ledger import audit
+    except ImportError:
+        return None
+    return {c.digest: c for c in audit.audit_entries(entries).claims}
+
+
+def _audit_text(claim_audit: Any) -> tuple[str, str]:
+    """(reproduced cell, physics status) from a ledger.audit ClaimAudit."""
+    from ledger import audit
+
+    text = str(audit.verdict_text(claim_audit))
+    seqs = [str(c.seq) for c in getattr(claim_audit, "checks", [])]
+    if seqs:
+        text += f" (seq {', '.join(seqs)})"
+    if getattr(claim_audit, "legacy", False) and claim_audit.verdict == "unreproduced":
+        text += " (legacy)"
+    return text, str(claim_audit.physics.status)
+
+
 def _reproduced(
     claim: ClaimResult, by_digest: dict[str, Entry], repros: dict[str, list[tuple[int, str]]]
 ) -> str:
+    """Fallback when ledger.audit is unavailable: the latest reproduction entry's verdict."""
     if claim.source is None:
         return "-"
     found = repros.get(claim.source.digest)
@@ -111,6 +135,7 @@ def build_report(entries: list[Entry], policy: Policy, gate: GateResult | None =
     gate = gate or evaluate(policy, entries)
     by_digest = {e.digest: e for e in entries}
     repros = _reproductions(entries)
+    audited = _audited(entries)
     rows = []
     for c in gate.claims:
         figs = _figures(c)
@@ -121,6 +146,9 @@ def build_report(entries: list[Entry], policy: Policy, gate: GateResult | None =
             bound = gaussian_bound_ratio(float(cos))
             if bound is not None and isinstance(ratio, int | float) and not isinstance(ratio, bool):
                 above = float(ratio) > bound
+        reproduced, physics = _reproduced(c, by_digest, repros), ""
+        if audited is not None and c.source is not None and c.source.digest in audited:
+            reproduced, physics = _audit_text(audited[c.source.digest])
         rows.append(
             ReportRow(
                 id=c.id,
@@ -131,7 +159,8 @@ def build_report(entries: list[Entry], policy: Policy, gate: GateResult | None =
                 seq=c.source.seq if c.source else None,
                 digest=c.source.digest if c.source else None,
                 runner=c.source.runner if c.source else None,
-                reproduced=_reproduced(c, by_digest, repros),
+                reproduced=reproduced,
+                physics=physics,
                 bound_ratio=bound,
                 above_bound=above,
                 reasons=c.reasons(),
@@ -154,6 +183,12 @@ def build_report(entries: list[Entry], policy: Policy, gate: GateResult | None =
     tip = entries[-1] if entries else None
     notes = [
         "entries are read as stored; run `evledger verify` to check signatures and the chain",
+        "reproduced: "
+        + (
+            "`evledger audit` verdicts"
+            if audited is not None
+            else "latest reproduction entry (ledger.audit unavailable)"
+        ),
         "bound = Gaussian rate-distortion limit on the ratio vs fp16 at the claim's cos_min:"
         " 16 / (½·log2(1/(1−c²)))",
     ]
@@ -218,8 +253,10 @@ def to_markdown(report: Report, *, plot: str | None = None) -> str:
     ]
     for r in report.rows:
         bound = "-" if r.bound_ratio is None else f"≤ {r.bound_ratio:.3g}x"
-        if r.above_bound:
-            bound += " (above!)"
+        if r.physics in ("implausible", "structured"):
+            bound += f" ({r.physics})"
+        elif r.above_bound:
+            bound += " (above)"
         entry = f"seq {r.seq} `{r.digest[:19]}`" if r.digest else "-"
         figs = _figures_text(r.figures) if r.state != "missing" else "no evidence"
         cells = [

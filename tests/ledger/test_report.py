@@ -45,7 +45,7 @@ def example(ledger: Ledger) -> Ledger:
 def test_report_rows(example: Ledger) -> None:
     entries = list(example.entries())
     [static] = [e for e in entries if e.runner == "static"]
-    repro = statement("static", {"ratio_fp16_effective": 4.69, "out_cos": 0.991})
+    repro = statement("static", dict(static.predicate["metrics"]))
     repro["predicate"].update(claim={"seq": static.seq, "digest": static.digest},
                               deltas={}, verdict="reproduced")
     [r] = add(example, repro, kind="reproduction")
@@ -54,12 +54,13 @@ def test_report_rows(example: Ledger) -> None:
     assert report.outcome == "NO-GO" and report.tip_seq == r.seq
     assert rows["V38"].reproduced == f"reproduced (seq {r.seq})"
     assert rows["V80"].reproduced == "unreproduced"
-    assert rows["TNSEC"].reproduced == "n/a (legacy)"
+    assert rows["TNSEC"].reproduced in ("n/a (legacy)", "unreproduced (legacy)")
     assert rows["FFN_SOTA"].state == "fail" and rows["FFN_SOTA"].figures[
         "ratio_fp16_effective"] == 5.65
     # the legacy V43 sample claims 4.0x at cos_min 0.999954: above the Gaussian bound (~2.39x)
     assert rows["V43"].bound_ratio is not None and round(rows["V43"].bound_ratio, 2) == 2.39
     assert rows["V43"].above_bound is True and rows["V38"].above_bound is False
+    assert rows["V43"].physics in ("", "implausible")
     assert len(report.points) == 5  # v43 legacy + static, pareto, hessian, pq
 
 
@@ -112,3 +113,14 @@ def test_cli_report_bad_input(example: Ledger, tmp_path: Path) -> None:
         assert code == 2, args
         assert out == "" and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "missing").exists()
+
+
+def test_report_without_audit_module(example: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ledger.audit", None)  # import now raises ImportError
+    report = build_report(list(example.entries()), resolve_policy("v37"))
+    rows = {row.id: row for row in report.rows}
+    assert rows["V80"].reproduced == "unreproduced" and rows["V80"].physics == ""
+    assert rows["TNSEC"].reproduced == "n/a (legacy)"
+    assert any("ledger.audit unavailable" in n for n in report.notes)
