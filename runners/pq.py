@@ -37,19 +37,25 @@ def assign(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int, seed: int) -> torch.Tensor:
-    """Lloyd's k-means from k distinct seeded random points; empty clusters keep their centroid."""
-    n = x.shape[0]
+    """Lloyd k-means from k seeded distinct points; empty clusters move to worst-fit points."""
     gen = torch.Generator().manual_seed(seed)
-    if n >= k:
-        centroids = x[torch.randperm(n, generator=gen)[:k]].clone()
+    pool = torch.unique(x, dim=0)
+    if pool.shape[0] >= k:
+        centroids = pool[torch.randperm(pool.shape[0], generator=gen)[:k]].clone()
     else:
-        centroids = x[torch.randint(0, n, (k,), generator=gen)].clone()
+        extra = pool[torch.randint(0, pool.shape[0], (k - pool.shape[0],), generator=gen)]
+        centroids = torch.cat([pool, extra]).clone()
     for _ in range(iters):
         idx = assign(x, centroids)
         sums = torch.zeros_like(centroids).index_add_(0, idx, x)
         counts = torch.bincount(idx, minlength=k).to(x.dtype)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
+        empty = (~filled).nonzero().reshape(-1)
+        if empty.numel():
+            err = ((x - centroids[idx]) ** 2).sum(1)
+            worst = torch.topk(err, min(empty.numel(), x.shape[0])).indices
+            centroids[empty[: worst.numel()]] = x[worst]
     return centroids
 
 
