@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,7 +88,7 @@ def _reproductions(entries: list[Entry]) -> dict[str, list[tuple[int, str]]]:
 def _audited(entries: list[Entry]) -> dict[str, Any] | None:
     """digest -> ClaimAudit from `ledger.audit`, or None if that module is unavailable."""
     try:
-        from ledger import audit
+        audit = importlib.import_module("ledger.audit")
     except ImportError:
         return None
     return {c.digest: c for c in audit.audit_entries(entries).claims}
@@ -95,8 +96,7 @@ def _audited(entries: list[Entry]) -> dict[str, Any] | None:
 
 def _audit_text(claim_audit: Any) -> tuple[str, str]:
     """(reproduced cell, physics status) from a ledger.audit ClaimAudit."""
-    from ledger import audit
-
+    audit = importlib.import_module("ledger.audit")
     text = str(audit.verdict_text(claim_audit))
     seqs = [str(c.seq) for c in getattr(claim_audit, "checks", [])]
     if seqs:
