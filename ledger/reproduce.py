@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 import schemas
 from ledger.api import Ledger, Prepared
 from ledger.chain import Entry
@@ -242,7 +244,10 @@ def rerun_claim(
         )
     model = ModelSource(model_path)
     _check_subject(model, claim, model_path)
-    return run_runner(runner, model, recorded, repeat=repeat, progress=progress)
+    statement = run_runner(runner, model, recorded, repeat=repeat, progress=progress)
+    # plain JSON types only (e.g. torch.__version__ is a str subclass validators reject)
+    plain: dict[str, Any] = orjson.loads(orjson.dumps(statement))
+    return plain
 
 
 def reproduce(

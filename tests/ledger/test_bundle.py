@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from ledger import checkpoint as notes
+from ledger import merkle
 from ledger.api import Ledger, init_ledger
 from ledger.bundle import (
     BundleRefused,
@@ -17,7 +19,7 @@ from ledger.bundle import (
     foreign_entry_bytes,
     import_bundle,
 )
-from ledger.canonical import sha256_digest
+from ledger.canonical import digest_bytes, sha256_digest
 from ledger.chain import build_entry
 from ledger.errors import UsageError
 from ledger.evidence import metrics_of
@@ -131,7 +133,17 @@ def test_entry_signed_by_unknown_key_is_refused(
         source.store.commit_files(
             {entry_path(entry.seq): entry.raw}, "forged", source.store.resolve()
         )
-    source.checkpoint(key_name="alice")
+    # `evledger checkpoint` refuses to sign over such a ledger; a forger signs one by hand
+    frontier = merkle.Frontier()
+    for e in source.entries():
+        frontier.append(merkle.leaf_hash(digest_bytes(e.digest)))
+    origin = source.resolve("0").predicate["origin"]
+    cp = notes.Checkpoint(origin, frontier.size, frontier.root())
+    note = notes.sign_note(cp, "alice", load_key("alice").private_key)
+    with source.store.lock():
+        source.store.commit_files(
+            {f"checkpoints/{cp.size:09d}.note": note.encode()}, "cp", source.store.resolve()
+        )
     bundle = build_bundle(source, [str(entry.seq)])
     refused(sink, write(bundle, tmp_path / "b.json"), "not signed by a key trusted")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,9 @@ def tiny_model(path: Path, seed: int = 1) -> Path:
 
 
 def static_claim(model: Path) -> dict[str, Any]:
-    """A real static-runner statement on `model`."""
-    return run_runner(get_runner("static"), ModelSource(model), PARAMS)
+    """A real static-runner statement on `model` (as plain JSON types)."""
+    statement = run_runner(get_runner("static"), ModelSource(model), PARAMS)
+    return json.loads(json.dumps(statement))
 
 
 def append_claim(ledger: Ledger, statement: dict[str, Any]) -> int:
