@@ -37,8 +37,10 @@ def default_threads() -> int:
 
 def to_json_safe(value: Any, where: str = "$") -> Any:
     """Deep copy with finite numbers only (raise on NaN/inf) and big integers as strings."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, str):
+        return str(value)  # plain str, also for subclasses such as torch's TorchVersion
     if isinstance(value, (int, np.integer)):
         v = int(value)
         return str(v) if abs(v) > MAX_SAFE_INT else v
@@ -91,8 +93,8 @@ def environment(threads: int, seeds: dict[str, int]) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "implementation": sys.implementation.name,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
+        "torch": str(torch.__version__),
+        "numpy": str(np.__version__),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "threads": threads,

@@ -1,0 +1,188 @@
+"""`evledger runners` and `evledger run`: list the runners; measure, validate, sign, append."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ledger.errors import InputError, UsageError
+
+SUMMARY_METRICS = (
+    "ratio_fp16_effective", "cos_min", "cos_mean", "out_cos", "bytes_total", "bytes_entropy",
+    "bytes_fixed_width", "entropy_gain_ok", "ratio_at_cos_099", "ratio_at_cos_094",
+    "peak_rss_mb", "rd_bound_ratio", "rd_efficiency", "determinism_delta",
+)
+
+
+def parse_param_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    """["bits=4", ...] -> {"bits": "4"}; a pair without '=' or repeated name is a UsageError."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--param expects NAME=VALUE, got {pair!r}")
+        if name in out:
+            raise UsageError(f"--param {name} given twice")
+        out[name] = value
+    return out
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr when it is a terminal; else a no-op callback."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda label, done, total: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label[:60], completed=done, total=total)
+
+        yield update
+
+
+def _fmt(value: Any) -> str:
+    """Short human form of a metric value."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+@click.command("runners")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def runners_cmd(as_json: bool) -> None:
+    """List the runners with their parameters, defaults and help."""
+    from runners.registry import load_runners
+
+    loaded = load_runners()
+    docs = []
+    for name, runner in loaded.items():
+        if isinstance(runner, Exception):
+            docs.append({"name": name, "available": False,
+                         "error": f"{type(runner).__name__}: {runner}"})
+            continue
+        docs.append({
+            "name": name, "available": True, "version": runner.version,
+            "description": runner.description,
+            "params": [p.describe() for p in runner.params],
+        })
+    if as_json:
+        click.echo(json.dumps({"runners": docs}, sort_keys=True))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    for doc in docs:
+        if not doc["available"]:
+            console.print(f"[bold]{doc['name']}[/bold]  (unavailable: {doc['error']})")
+            continue
+        console.print(f"[bold]{doc['name']}[/bold] {doc['version']}: {doc['description']}")
+        table = Table(show_header=True, box=None, pad_edge=False)
+        for col in ("param", "type", "default", "help"):
+            table.add_column(col)
+        for p in doc["params"]:
+            table.add_row(p["name"], p["type"], json.dumps(p["default"]), p["help"])
+        console.print(table)
+        console.print()
+
+
+@click.command("run")
+@click.argument("runner_name", metavar="RUNNER")
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="A .safetensors file, a folder of shards or a Hugging Face model folder "
+                   "(default: the bundled MiniLM-L6).")
+@click.option("--param", "param_pairs", multiple=True, metavar="K=V",
+              help="Runner parameter (repeatable); see `evledger runners`.")
+@click.option("--repeat", default=2, show_default=True, type=int,
+              help="Measurements in fresh state (>= 2) for the determinism block.")
+@click.option("--dry-run", is_flag=True, help="Print the statement JSON; append nothing.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--key", "key_name", default=None, help="Signing key name (else EVLEDGER_KEY).")
+@click.pass_context
+def run_cmd(ctx: click.Context, runner_name: str, model_path: Path | None,
+            param_pairs: tuple[str, ...], repeat: int, dry_run: bool, as_json: bool,
+            key_name: str | None) -> None:
+    """Run one runner, validate its statement, sign and append it to the ledger."""
+    from runners.base import resolve_params
+    from runners.model import ModelSource
+    from runners.registry import get_runner
+    from runners.statement import run_runner, validate_statement
+
+    if repeat < 2:
+        raise UsageError("--repeat must be at least 2 (determinism needs two measurements)")
+    runner = get_runner(runner_name)
+    params = resolve_params(runner, parse_param_pairs(param_pairs))
+    ledger = None
+    if not dry_run:  # fail on a missing ledger before spending minutes measuring
+        from ledger.api import open_ledger
+
+        ledger = open_ledger(ctx.obj.get("ledger") if ctx.obj else None)
+    matrices = params.get("matrices", "linear")
+    model = ModelSource(model_path, matrices=matrices)
+    with _progress(True) as progress:
+        statement = run_runner(runner, model, params, repeat=repeat, progress=progress)
+    try:
+        validate_statement(statement)
+    except ValueError as exc:
+        raise InputError(f"runner {runner.name} produced an invalid statement: {exc}") from exc
+    if dry_run:
+        click.echo(json.dumps(statement, indent=None if as_json else 2, sort_keys=True,
+                              allow_nan=False))
+        return
+    assert ledger is not None
+    entries = ledger.append([statement], key_name=key_name)
+    entry = entries[0]
+    if as_json:
+        click.echo(json.dumps({
+            "seq": entry.seq, "digest": entry.digest, "runner": runner.name,
+            "metrics": statement["predicate"]["metrics"],
+            "rate_distortion": statement["predicate"].get("rate_distortion"),
+        }, sort_keys=True))
+        return
+    _print_summary(statement, entry.seq, entry.digest)
+
+
+def _print_summary(statement: dict[str, Any], seq: int | None, digest: str | None) -> None:
+    """Summary table of the headline metrics on stdout."""
+    pred = statement["predicate"]
+    metrics = pred["metrics"]
+    console = Console(highlight=False, soft_wrap=True)
+    title = f"{pred['runner']['name']} {pred['runner']['version']}"
+    if seq is not None:
+        title += f"  appended as seq {seq} ({digest})"
+    table = Table(title=title, show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in SUMMARY_METRICS:
+        if key in metrics:
+            table.add_row(key, _fmt(metrics[key]))
+    rd = pred.get("rate_distortion")
+    if rd and rd.get("bound_ratio") is not None:
+        table.add_row("gaussian bound at cos_min", _fmt(rd["bound_ratio"]))
+        table.add_row("within bound", _fmt(rd["within_bound"]))
+    det = pred["determinism"]
+    table.add_row("runs / digests equal", f"{det['runs']} / {_fmt(det['digests_equal'])}")
+    console.print(table)
+
+
+COMMANDS = [runners_cmd, run_cmd]
