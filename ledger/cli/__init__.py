@@ -19,6 +19,7 @@ from ledger.errors import EvledgerError
 COMMAND_MODULES = [
     "ledger.cli.core",
     "ledger.cli.keys",
+    "ledger.cli.run",
     "ledger.cli.verify",
     "ledger.cli.reproduce",
     "ledger.cli.bundle",
@@ -26,6 +27,7 @@ COMMAND_MODULES = [
     "ledger.cli.gate",
     "ledger.cli.diff",
     "ledger.cli.report",
+    "ledger.cli.tui",
 ]
 
 

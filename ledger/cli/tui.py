@@ -1,0 +1,22 @@
+"""`evledger tui`: the reviewer's terminal UI (Textual is imported only when it runs)."""
+
+from __future__ import annotations
+
+import click
+
+from ledger.cli.output import ledger_from
+
+
+@click.command("tui")
+@click.option("--no-verify", is_flag=True, help="Do not verify in the background on start.")
+@click.option("--no-cache", is_flag=True, help="Rebuild the listing index (ignore the cache).")
+@click.pass_context
+def tui(ctx: click.Context, no_verify: bool, no_cache: bool) -> None:
+    """Browse, verify, diff, gate and audit the ledger in a terminal UI."""
+    ledger = ledger_from(ctx)
+    from tui.app import EvledgerApp  # lazy: `evledger verify` never imports textual
+
+    EvledgerApp(ledger, verify_on_start=not no_verify, use_cache=not no_cache).run()
+
+
+COMMANDS = [tui]

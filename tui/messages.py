@@ -1,0 +1,72 @@
+"""App-wide messages: past-tense events posted by workers and widgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from ledger.index import Index
+from ledger.verify import Report
+
+
+@dataclass
+class IndexLoaded(Message):
+    """The entry index is ready (from cache or freshly built)."""
+
+    index: Index
+    seconds: float
+    cached: bool
+
+
+@dataclass
+class IndexProgress(Message):
+    """Building the index: `done` of `total` new entries read."""
+
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the newest progress matters."""
+        return isinstance(message, IndexProgress)
+
+
+@dataclass
+class VerifyProgress(Message):
+    """Verification has checked `done` of `total` entries."""
+
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the newest progress matters."""
+        return isinstance(message, VerifyProgress)
+
+
+@dataclass
+class VerifyFinished(Message):
+    """Verification is done; `report` holds every problem found."""
+
+    report: Report
+    seconds: float
+
+
+@dataclass
+class VerifyFailed(Message):
+    """Verification could not run at all (unreadable ledger)."""
+
+    error: str
+
+
+@dataclass
+class EntrySelected(Message):
+    """The user opened entry `seq`."""
+
+    seq: int
+
+
+@dataclass
+class EntryMarked(Message):
+    """The set of entries marked for a diff changed."""
+
+    marked: tuple[int, ...]

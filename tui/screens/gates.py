@@ -1,0 +1,213 @@
+"""Gates: pick a policy, see each claim's checks, observed values, source entry, GO / NO-GO."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Select, Static
+
+from ledger.errors import EvledgerError
+from tui.widgets.diff_table import fit_columns
+
+if TYPE_CHECKING:
+    from tui.app import EvledgerApp
+
+STATE_STYLE = {"pass": "bold green", "fail": "bold red", "missing": "yellow"}
+
+
+@dataclass
+class GatesEvaluated(Message):
+    """A policy was evaluated (or failed with `error`)."""
+
+    policy: str
+    result: Any
+    error: str = ""
+
+
+def policy_names(app: EvledgerApp) -> list[str]:
+    """The ledger's own policies/NAME.toml, then packaged ones not overridden."""
+    from ledger import gate
+
+    names: list[str] = []
+    store = app.ledger.store
+    try:
+        if store.resolve() is not None:
+            for item in store.list_tree("HEAD", "policies", recursive=False):
+                name = item.path.rsplit("/", 1)[-1]
+                if name.endswith(".toml"):
+                    names.append(name[: -len(".toml")])
+    except EvledgerError:
+        pass
+    for name in gate.packaged_policy_names():
+        if name not in names:
+            names.append(name)
+    return names
+
+
+class GatesScreen(Screen[None]):
+    """GO / NO-GO for a policy."""
+
+    BINDINGS: list[BindingType] = [  # noqa: RUF012
+        Binding("escape", "back", "Back", priority=True, id="back"),
+        Binding("enter", "open_source", "Open source entry", id="open-source"),
+        Binding("P", "choose_policy", "Policy", id="choose-policy"),
+    ]
+
+    def __init__(self, policy: str | None = None) -> None:
+        super().__init__()
+        self.policy = policy
+        self.result: Any = None
+
+    @property
+    def evapp(self) -> EvledgerApp:
+        """The app, typed."""
+        return cast("EvledgerApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        """Policy chooser, banner, claims table, details of the claim under the cursor."""
+        try:
+            names = policy_names(self.evapp)
+        except ImportError:
+            names = []
+        if self.policy is None and names:
+            self.policy = "v37" if "v37" in names else names[0]
+        yield Select(
+            [(n, n) for n in names], value=self.policy or Select.BLANK, allow_blank=not names,
+            id="policy-select", prompt="policy",
+        )
+        yield Static("evaluating…", id="gate-banner")
+        yield DataTable(id="gate-claims", cursor_type="row")
+        yield Static("", id="gate-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Evaluate the chosen policy."""
+        self.query_one(DataTable).focus()
+        if self.policy:
+            self.evaluate(self.policy)
+        else:
+            self.query_one("#gate-banner", Static).update("no policy available (ledger.gate)")
+
+    @work(thread=True, exclusive=True, group="gate", exit_on_error=False)
+    def evaluate(self, name: str) -> None:
+        """Evaluate `name` against every entry (blocking: reads the ledger)."""
+        try:
+            from ledger import gate
+
+            policy = gate.resolve_policy(name, self.evapp.ledger)
+            result = gate.evaluate_ledger(self.evapp.ledger, policy)
+        except ImportError:
+            self.post_message(GatesEvaluated(name, None, "ledger.gate is not available"))
+            return
+        except (EvledgerError, ValueError, KeyError) as e:
+            self.post_message(GatesEvaluated(name, None, str(e)))
+            return
+        self.post_message(GatesEvaluated(name, result))
+
+    @on(Select.Changed, "#policy-select")
+    def _policy_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.policy:
+            self.policy = event.value
+            self.query_one("#gate-banner", Static).update("evaluating…")
+            self.evaluate(event.value)
+
+    @on(GatesEvaluated)
+    def _evaluated(self, message: GatesEvaluated) -> None:
+        banner = self.query_one("#gate-banner", Static)
+        table: DataTable[Any] = self.query_one(DataTable)
+        table.clear(columns=True)
+        if message.result is None:
+            banner.update(f"✗ {escape(message.error)}")
+            return
+        result = self.result = message.result
+        self.set_class(result.go, "-go")
+        self.set_class(not result.go, "-no-go")
+        blocking = [c.id for c in result.claims if c.blocking]
+        text = f" {result.outcome} · policy {result.policy} · {result.entries} entries"
+        if blocking:
+            text += f" · blocking: {', '.join(blocking)}"
+        banner.update(escape(text))
+        cells = []
+        for claim in result.claims:
+            checks = "; ".join(
+                f"{'✓' if c.ok else '✗'} {c.metric} {_fmt(c.observed)} {c.op} {_fmt(c.value)}"
+                for c in claim.checks
+            ) or (claim.note or "no evidence")
+            source = f"#{claim.source.seq} {claim.source.runner or claim.source.kind}" \
+                if claim.source else "-"
+            cells.append((claim, [claim.id, "yes" if claim.required else "no",
+                                  claim.state.upper(), checks, source]))
+        headers = ["claim", "req", "state", "checks (observed)", "source"]
+        fit_columns(table, headers, [c for _, c in cells], max_width=70)
+        for claim, (cid, req, state, checks, source) in cells:
+            table.add_row(
+                Text(cid, style="bold"),
+                req,
+                Text(state, style=STATE_STYLE.get(claim.state, "")),
+                checks,
+                source,
+                key=claim.id,
+            )
+        self._detail(0)
+
+    def _detail(self, row: int) -> None:
+        if self.result is None or not self.result.claims:
+            return
+        claim = self.result.claims[min(row, len(self.result.claims) - 1)]
+        lines = [f"[b]{escape(claim.id)}[/b] {escape(claim.title)} — {claim.state}"
+                 f" ({'required' if claim.required else 'optional'})",
+                 f"evidence: {escape(claim.selector)} · {claim.candidates} candidates"]
+        for c in claim.checks:
+            why = f" {escape(c.reason)}" if c.reason else ""
+            lines.append(f"  {'✓' if c.ok else '✗'} {escape(c.metric)} = {_fmt(c.observed)} "
+                         f"(needs {c.op} {_fmt(c.value)}){why}")
+        for reason in claim.reasons():
+            lines.append(f"  [red]{escape(reason)}[/red]")
+        if claim.source:
+            lines.append(f"source: seq {claim.source.seq} {claim.source.digest[:23]} (enter opens)")
+        self.query_one("#gate-detail", Static).update("\n".join(lines))
+
+    @on(DataTable.RowHighlighted, "#gate-claims")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail(event.cursor_row)
+
+    @on(DataTable.RowSelected, "#gate-claims")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_source()
+
+    def action_open_source(self) -> None:
+        """Open the entry the claim under the cursor came from."""
+        if self.result is None or not self.result.claims:
+            return
+        row = self.query_one(DataTable).cursor_row
+        claim = self.result.claims[min(row, len(self.result.claims) - 1)]
+        if claim.source is None:
+            self.notify(f"{claim.id}: no evidence to open", severity="warning")
+            return
+        self.evapp.jump_to_entry(claim.source.seq)
+
+    def action_choose_policy(self) -> None:
+        """Focus the policy chooser."""
+        self.query_one(Select).focus()
+
+    def action_back(self) -> None:
+        """Back."""
+        self.app.pop_screen()
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "absent"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
