@@ -15,35 +15,42 @@ from dataclasses import dataclass
 
 import torch
 
+from runners.measure import fp16_down, fp16_up
+
 GridFn = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 def minmax_grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Asymmetric min/max grid of a block [rows, n]: (scale, zero), each [rows, 1], fp16-exact."""
-    maxq = (1 << bits) - 1
-    lo = w.amin(dim=1, keepdim=True).clamp(max=0.0)
-    hi = w.amax(dim=1, keepdim=True).clamp(min=0.0)
-    scale = ((hi - lo) / maxq).to(torch.float16).to(torch.float32)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    zero = torch.round(-lo / scale).clamp(0, maxq)
-    return scale, zero
+    """Asymmetric min/max grid of a block [rows, n]: (scale, offset), each [rows, 1].
+
+    Same convention as `runners.measure.quantize`: the offset (value of code 0) is the
+    group minimum rounded down to fp16 and the scale is rounded up to fp16, so both are
+    stored exactly as fp16 and every value of the block lies inside the grid.
+    """
+    qmax = (1 << bits) - 1
+    lo = fp16_down(w.amin(dim=1, keepdim=True)).to(torch.float32)
+    span = (w.amax(dim=1, keepdim=True) - lo) / qmax
+    scale = fp16_up(span).to(torch.float32)
+    return scale, lo
 
 
 def quantize_codes(
-    w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
+    w: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, bits: int
 ) -> torch.Tensor:
-    """Integer codes of `w` on the grid (scale, zero), clamped to [0, 2^bits - 1]."""
-    return torch.clamp(torch.round(w / scale) + zero, 0, (1 << bits) - 1)
+    """Integer codes of `w` on the grid (scale, offset), clamped to [0, 2^bits - 1]."""
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    codes = torch.clamp(torch.round((w - offset) / safe), 0, (1 << bits) - 1)
+    return torch.where(scale > 0, codes, torch.zeros_like(codes))
 
 
-def dequantize(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
-    """Reconstruct weights from codes and their grid."""
-    return scale * (codes - zero)
+def dequantize(codes: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Reconstruct weights from codes and their grid: code·scale + offset."""
+    return codes * scale + offset
 
 
 @dataclass
 class QuantResult:
-    """Codes [out, in] (uint8), per-group scale/zero [out, groups], reconstruction [out, in]."""
+    """Codes [out, in] (uint8), per-group scale/offset [out, groups], reconstruction [out, in]."""
 
     codes: torch.Tensor
     scale: torch.Tensor
@@ -89,7 +96,7 @@ def _hinv_upper(h: torch.Tensor, damp: float) -> torch.Tensor:
     for _ in range(8):
         chol, info = torch.linalg.cholesky_ex(h + lam * eye)
         if int(info) == 0:
-            hinv = torch.cholesky_inverse(chol)
+            hinv = torch.cholesky_solve(eye, chol)
             up, info2 = torch.linalg.cholesky_ex(hinv, upper=True)
             if int(info2) == 0:
                 return up
@@ -125,33 +132,38 @@ def gptq(
     else:
         bs = block_size if gs % block_size == 0 else gs
     n_groups = -(-cols // gs)
+    maxq = float((1 << bits) - 1)
     scale = torch.empty(rows, n_groups)
     zero = torch.empty(rows, n_groups)
     codes = torch.empty(rows, cols)
-    q_all = torch.empty(rows, cols)
-    s_col = z_col = torch.empty(0)
+    s_col = z_col = d_col = torch.empty(0)
     for i1 in range(0, cols, bs):
         i2 = min(i1 + bs, cols)
         w1 = w[:, i1:i2].clone()
-        err1 = torch.zeros_like(w1)
+        q1 = torch.empty_like(w1)
+        err1 = torch.empty_like(w1)
         hinv1 = hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
             c = i1 + i
             if c % gs == 0:
                 g_end = min(c + gs, cols)
                 blk = torch.cat([w1[:, i : min(g_end, i2) - i1], w[:, i2:g_end]], dim=1)
-                s_col, z_col = grid(blk, bits)
-                scale[:, c // gs] = s_col[:, 0]
-                zero[:, c // gs] = z_col[:, 0]
-            col = w1[:, i : i + 1]
-            q = quantize_codes(col, s_col, z_col, bits)
-            deq = dequantize(q, s_col, z_col)
-            codes[:, c : c + 1] = q
-            q_all[:, c : c + 1] = deq
-            e = (col - deq) / hinv1[i, i]
-            w1[:, i:] -= e @ hinv1[i : i + 1, i:]
-            err1[:, i : i + 1] = e
-        w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+                s2, z2 = grid(blk, bits)
+                scale[:, c // gs] = s2[:, 0]
+                zero[:, c // gs] = z2[:, 0]
+                s_col, z_col = s2[:, 0], z2[:, 0]
+                d_col = torch.where(s_col > 0, s_col, torch.ones_like(s_col))
+            col = w1[:, i]
+            q = torch.round((col - z_col) / d_col).clamp_(0.0, maxq)
+            q1[:, i] = q
+            e = (col - torch.addcmul(z_col, q, s_col)) / hinv1[i, i]
+            err1[:, i] = e
+            if i + 1 < i2 - i1:
+                w1[:, i + 1 :].addr_(e, hinv1[i, i + 1 :], alpha=-1.0)
+        codes[:, i1:i2] = q1
+        w[:, i2:].addmm_(err1, hinv[i1:i2, i2:], alpha=-1.0)
+    se, ze = _expand(scale, gs, cols), _expand(zero, gs, cols)
+    q_all = dequantize(codes, se, ze)
     return QuantResult(codes.to(torch.uint8), scale, zero, q_all, bits, gs)
 
 

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -94,20 +95,28 @@ def _gelu(x: torch.Tensor, act: str) -> torch.Tensor:
 class BertEncoder:
     """A BERT encoder forward pass in plain torch, float32, on CPU."""
 
-    def __init__(self, folder: Path | str, *, max_seq_length: int | None = None) -> None:
-        """Load config, tokenizer and all weights of the folder (they are small)."""
+    def __init__(
+        self,
+        folder: Path | str,
+        *,
+        files: Sequence[Path] | None = None,
+        max_seq_length: int | None = None,
+    ) -> None:
+        """Load config, tokenizer and all weights (of `files`, default the folder's)."""
         from safetensors import safe_open
         from tokenizers import Tokenizer
 
         self.folder = Path(folder)
         self.config = BertConfig.from_file(self.folder / "config.json")
         self.weights: dict[str, torch.Tensor] = {}
-        self.files = _weight_files(self.folder)
+        self.file_keys: dict[str, str] = {}
+        self.files = [Path(f) for f in files] if files else _weight_files(self.folder)
         for f in self.files:
             with safe_open(str(f), framework="pt") as st:
                 for key in st.keys():
                     name = key.removeprefix("bert.")
                     self.weights[name] = st.get_tensor(key).to(torch.float32)
+                    self.file_keys[name] = key
         if max_seq_length is None:
             sb = self.folder / "sentence_bert_config.json"
             if sb.is_file():
@@ -262,3 +271,27 @@ class BertEncoder:
 
         self.embed(texts, overrides=overrides, capture=cap, capture_names=list(names))
         return grams, count
+
+
+def capture_linear_inputs(model: Any, samples: int, seed: int) -> dict[str, torch.Tensor] | None:
+    """Real inputs X per linear weight (file key names) from the built-in texts, or None.
+
+    Hook for `runners.measure.Calibration`: works when the model's folder is a BERT-style
+    encoder with config.json and tokenizer.json; at most `samples` token rows per matrix,
+    picked by a seeded permutation when there are more.
+    """
+    from runners.texts import TEXTS
+
+    paths = list(getattr(model, "paths", []) or [])
+    folder = model_folder(paths[0]) if paths else None
+    if folder is None or folder_kind(folder) != "bert":
+        return None
+    enc = BertEncoder(folder, files=paths)
+    xs: dict[str, torch.Tensor] = {}
+    enc.embed(TEXTS, capture=lambda n, x: xs.__setitem__(enc.file_keys.get(n, n), x.clone()))
+    gen = torch.Generator().manual_seed(seed)
+    for name, x in xs.items():
+        if x.shape[0] > samples:
+            idx = torch.randperm(x.shape[0], generator=gen)[:samples].sort().values
+            xs[name] = x[idx]
+    return xs

@@ -34,7 +34,7 @@ def test_gptq_codes_match_reconstruction() -> None:
     assert q.scale.shape == (96, 3) and q.zero.shape == (96, 3)
     se = q.scale.repeat_interleave(64, 1)
     ze = q.zero.repeat_interleave(64, 1)
-    assert torch.equal(se * (q.codes.float() - ze), q.weight)
+    assert torch.equal(q.codes.float() * se + ze, q.weight)
     # scales are exactly representable in fp16 (stored as fp16)
     assert torch.equal(q.scale.half().float(), q.scale)
 
@@ -64,6 +64,22 @@ def test_dead_columns_and_shape_check() -> None:
         gptq(w, h[:10, :10], 4, 64)
 
 
-def test_minmax_grid_covers_zero() -> None:
-    s, z = minmax_grid(torch.tensor([[1.0, 2.0, 3.0]]), 2)
-    assert float(z[0, 0]) == 0.0 and float(s[0, 0]) == pytest.approx(1.0, rel=1e-3)
+def test_minmax_grid_offset_convention() -> None:
+    s, z = minmax_grid(torch.tensor([[1.0, 2.0, 4.0]]), 2)
+    assert float(z[0, 0]) == 1.0 and float(s[0, 0]) == 1.0
+    s, z = minmax_grid(torch.tensor([[0.5, 0.5]]), 4)
+    assert float(s[0, 0]) == 0.0
+    r = rtn(torch.tensor([[0.5, 0.5]]), 4, 0)
+    assert torch.equal(r.weight, torch.tensor([[0.5, 0.5]]))
+
+
+def test_rtn_matches_shared_quantizer() -> None:
+    from runners.measure import dequantize, quantize
+
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(24, 256, generator=g)
+    for bits, gs in [(4, 64), (3, 128), (8, 32)]:
+        ours = rtn(w, bits, gs)
+        theirs = quantize(w, bits, gs)
+        assert torch.equal(ours.codes.reshape(-1), torch.from_numpy(theirs.codes))
+        assert torch.equal(ours.weight, dequantize(theirs))
