@@ -216,7 +216,7 @@ class Ledger:
             return entries[-1]
         if ref.endswith("@latest"):
             name = ref[: -len("@latest")]
-            matches = [e for e in entries if e.runner == name]
+            matches = [e for e in entries if e.runner == name and e.kind == "evidence"]
             if not matches:
                 raise UsageError(f"no entry from runner {name!r}")
             return matches[-1]
