@@ -268,7 +268,14 @@ class Index:
     def search(self, text: str, among: Sequence[int] | None = None) -> list[int]:
         """Positions (from `among`, default all) whose row text contains `text` (any case)."""
         if self._text is None:
-            self._text = [self.row(i).text() for i in range(len(self))]
+            c = self.cols
+            self._text = [
+                " ".join(parts).lower()
+                for parts in zip(
+                    map(str, self.seq), c["digest"], c["kind"], c["runner"], c["ptype"],
+                    c["subject"], c["time"], c["keyid"], c["verdict"], strict=True,
+                )
+            ]
         needle = text.lower().strip()
         pool = range(len(self)) if among is None else among
         if not needle:

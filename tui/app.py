@@ -108,7 +108,7 @@ class EvledgerApp(App[None]):
         self.index_cached = message.cached
         self.index = message.index
         if self.verify_on_start:
-            self.verify_ledger()
+            self.call_after_refresh(self.verify_ledger)  # paint the list first
 
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
     def verify_ledger(self) -> None:
