@@ -129,6 +129,17 @@ def pack_bits(codes: np.ndarray, bits: int) -> bytes:
         raise ValueError(f"a code does not fit in {bits} bits")
     if bits == 8:
         return codes.astype(np.uint8).tobytes()
+    if bits in (1, 2, 4):  # fast path: whole codes per byte, same MSB-first layout
+        per = 8 // bits
+        c = codes.astype(np.uint8)
+        pad = (-c.size) % per
+        if pad:
+            c = np.concatenate([c, np.zeros(pad, dtype=np.uint8)])
+        c = c.reshape(-1, per)
+        out = np.zeros(c.shape[0], dtype=np.uint8)
+        for j in range(per):
+            out |= c[:, j] << np.uint8(8 - bits * (j + 1))
+        return out.tobytes()
     if bits <= 8:
         as_bytes = codes.astype(np.uint8).reshape(-1, 1)
         width = 8
@@ -147,6 +158,11 @@ def unpack_bits(data: bytes, bits: int, n: int) -> np.ndarray:
     raw = np.frombuffer(data, dtype=np.uint8)
     if bits == 8:
         return raw.copy()
+    if bits in (1, 2, 4):
+        per = 8 // bits
+        mask = np.uint8((1 << bits) - 1)
+        cols = [(raw >> np.uint8(8 - bits * (j + 1))) & mask for j in range(per)]
+        return np.stack(cols, axis=1).reshape(-1)[:n].copy()
     width = 8 if bits <= 8 else 16
     bit_matrix = np.unpackbits(raw)[: n * bits].reshape(n, bits)
     full = np.zeros((n, width), dtype=np.uint8)
