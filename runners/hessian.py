@@ -4,8 +4,10 @@ With a BERT-style model folder (config.json + tokenizer.json next to the weights
 default MiniLM-L6), X are real activations from running the model on the built-in English
 texts, gathered sequentially: each matrix sees the inputs of the model whose earlier
 selected matrices are already quantized (as in GPTQ). The functional metric is the cosine
-between sentence embeddings of the compressed and the original model, for GPTQ and for
-plain round-to-nearest (RTN) on the same grid. Without a runnable config/tokenizer (a
+between sentence embeddings of the compressed and the original model on held-out texts
+(not used for calibration; GPTQ fits the calibration activations, so in-sample figures are
+optimistic and are reported apart as *_calib), for GPTQ and for plain round-to-nearest
+(RTN) on the same grid. Without a runnable config/tokenizer (a
 bare .safetensors file), X are seeded Gaussian inputs and no functional metric is given.
 Causal LMs (config architectures *ForCausalLM) are not run: the runner says so and falls
 back to Gaussian inputs.
@@ -35,7 +37,7 @@ from runners.measure import (
 )
 from runners.minilm import BertEncoder, folder_kind, model_folder
 from runners.model import ModelSource
-from runners.texts import TEXTS
+from runners.texts import HELDOUT, TEXTS
 from runners.texts import subject as texts_subject
 
 GAUSSIAN_SAMPLES = 512
@@ -171,14 +173,15 @@ class HessianRunner:
         metrics["out_cos_mean_rtn"] = sum(r["out_cos_rtn"] for r in rows) / len(rows)
         extra: dict[str, Any] = {"seeds": {"gaussian_calibration": GAUSSIAN_SEED}}
         if encoder is not None:
-            ref = encoder.embed(TEXTS)
-            cos_g = _cos_rows(ref, encoder.embed(TEXTS, overrides=gptq_w))
-            cos_r = _cos_rows(ref, encoder.embed(TEXTS, overrides=rtn_w))
-            metrics["embedding_cos_min"] = float(cos_g.min())
-            metrics["embedding_cos_mean"] = float(cos_g.mean())
-            metrics["embedding_cos_min_rtn"] = float(cos_r.min())
-            metrics["embedding_cos_mean_rtn"] = float(cos_r.mean())
-            extra["subjects"] = [texts_subject()]
+            for suffix, texts in (("", HELDOUT), ("_calib", TEXTS)):
+                ref = encoder.embed(texts)
+                cos_g = _cos_rows(ref, encoder.embed(texts, overrides=gptq_w))
+                cos_r = _cos_rows(ref, encoder.embed(texts, overrides=rtn_w))
+                metrics[f"embedding_cos_min{suffix}"] = float(cos_g.min())
+                metrics[f"embedding_cos_mean{suffix}"] = float(cos_g.mean())
+                metrics[f"embedding_cos_min_rtn{suffix}"] = float(cos_r.min())
+                metrics[f"embedding_cos_mean_rtn{suffix}"] = float(cos_r.mean())
+            extra["subjects"] = [texts_subject(), texts_subject(HELDOUT, "evaluation-texts")]
             extra["calibration"] = {
                 "kind": "activations",
                 "texts": len(TEXTS),
@@ -188,7 +191,8 @@ class HessianRunner:
             }
             extra["functional"] = {
                 "metric": "sentence-embedding cosine (mean pooling + L2), compressed vs original",
-                "texts": "built-in calibration texts (in-sample)",
+                "texts": f"{len(HELDOUT)} built-in held-out texts (evaluation-texts); the "
+                f"*_calib metrics are on the {len(TEXTS)} calibration texts (in-sample)",
                 "before": "rtn",
                 "after": "gptq",
             }

@@ -42,6 +42,28 @@ TEXTS: tuple[str, ...] = (
 )
 
 
+# Held out from calibration: the functional metric is measured on these, so that a method
+# fitted to the calibration activations (GPTQ) is not judged on the data it was fitted to.
+HELDOUT: tuple[str, ...] = (
+    "The committee will meet again next Tuesday to discuss the proposal.",
+    "My grandmother grows roses in her small backyard.",
+    "Solar panels convert light into electricity without moving parts.",
+    "The orchestra tuned their instruments before the concert began.",
+    "He ordered a pizza with mushrooms and olives.",
+    "Glaciers in the Alps are melting faster than scientists predicted.",
+    "The airline cancelled dozens of flights because of the strike.",
+    "A spoonful of honey can soothe a sore throat.",
+    "The detective found a hidden letter inside the old piano.",
+    "Electric cars are becoming cheaper to buy and to run.",
+    "The students built a small robot that can sort recycling.",
+    "Fresh snow covered the mountain village overnight.",
+    "The new bridge shortens the commute by twenty minutes.",
+    "Octopuses can change the color and texture of their skin.",
+    "She wrote her first novel while working night shifts at a hospital.",
+    "The price of wheat rose after a poor harvest in several countries.",
+)
+
+
 def canonical_bytes(texts: tuple[str, ...] | list[str] = TEXTS) -> bytes:
     """Canonical bytes of a text list: the JSON array, compact, UTF-8 (RFC 8785 for strings)."""
     return json.dumps(list(texts), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -52,9 +74,11 @@ def digest(texts: tuple[str, ...] | list[str] = TEXTS) -> str:
     return "sha256:" + hashlib.sha256(canonical_bytes(texts)).hexdigest()
 
 
-def subject(texts: tuple[str, ...] | list[str] = TEXTS) -> dict[str, Any]:
-    """The in-toto subject naming the calibration texts."""
+def subject(
+    texts: tuple[str, ...] | list[str] = TEXTS, name: str = "calibration-texts"
+) -> dict[str, Any]:
+    """The in-toto subject naming a text set (default: the calibration texts)."""
     return {
-        "name": "calibration-texts",
+        "name": name,
         "digest": {"sha256": digest(texts).removeprefix("sha256:")},
     }

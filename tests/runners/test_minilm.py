@@ -23,6 +23,8 @@ def test_texts_digest_is_canonical() -> None:
     d = texts.digest()
     assert d.startswith("sha256:") and len(d) == 71
     assert texts.subject() == {"name": "calibration-texts", "digest": {"sha256": d[7:]}}
+    assert not set(texts.HELDOUT) & set(texts.TEXTS) and len(set(texts.HELDOUT)) == 16
+    assert texts.subject(texts.HELDOUT, "evaluation-texts")["name"] == "evaluation-texts"
 
 
 def test_model_folder_detection(tmp_path) -> None:
