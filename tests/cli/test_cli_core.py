@@ -9,25 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 from conftest import LEGACY_SAMPLES
+from invoke import run
 
 from ledger.api import Ledger
-from ledger.cli import main
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry_point(ctx: click.Context) -> None:
-    main(list(ctx.args))
-
-
-def run(args: list[str]) -> tuple[int, str, str]:
-    """Invoke the real entry point (with its single error handler) in-process."""
-    result = CliRunner().invoke(_entry_point, args)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def commits(led: Ledger) -> int:

@@ -5,25 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
-from click.testing import CliRunner
 from conftest import LEGACY_SAMPLES
 from evidence_factory import add, statement
+from invoke import run
 
 from ledger.api import Ledger
-from ledger.cli import main
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry_point(ctx: click.Context) -> None:
-    main(list(ctx.args))
-
-
-def run(args: list[str]) -> tuple[int, str, str]:
-    """The real entry point (with its single error handler), in-process."""
-    result = CliRunner().invoke(_entry_point, args)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def passing_policy(tmp_path: Path) -> Path:
@@ -38,8 +24,9 @@ def passing_policy(tmp_path: Path) -> Path:
 
 def test_gate_go_exit_0(ledger: Ledger, tmp_path: Path) -> None:
     add(ledger, statement("memory", {"peak_rss_mb": 300.0}))
-    code, out, err = run(["--ledger", str(ledger.root), "gate", "--policy",
-                          str(passing_policy(tmp_path)), "--json"])
+    code, out, err = run(
+        ["--ledger", str(ledger.root), "gate", "--policy", str(passing_policy(tmp_path)), "--json"]
+    )
     assert code == 0 and err == ""
     doc = json.loads(out)
     assert doc["outcome"] == "GO" and doc["go"] is True
@@ -72,11 +59,17 @@ def test_gate_text_and_markdown(ledger: Ledger) -> None:
 
 def test_gate_bad_input_exit_2_one_line(ledger: Ledger, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "b"\n[[claims]]\nid = "X"\ntitle = "x"\nrequired = true\n'
-                   'evidence = { runner = "static" }\nchecks = [{ metric = "cos_min", op = "~", '
-                   'value = 1 }]\n')
-    for args in (["gate", "--policy", str(bad)], ["gate", "--policy", "nope"],
-                 ["gate", "--json", "--md"], ["gate", "--rev", "no-such-rev"]):
+    bad.write_text(
+        'name = "b"\n[[claims]]\nid = "X"\ntitle = "x"\nrequired = true\n'
+        'evidence = { runner = "static" }\nchecks = [{ metric = "cos_min", op = "~", '
+        "value = 1 }]\n"
+    )
+    for args in (
+        ["gate", "--policy", str(bad)],
+        ["gate", "--policy", "nope"],
+        ["gate", "--json", "--md"],
+        ["gate", "--rev", "no-such-rev"],
+    ):
         code, out, err = run(["--ledger", str(ledger.root), *args])
         assert code == 2, args
         assert out == "" and len(err.strip().splitlines()) == 1, (args, err)
@@ -93,9 +86,11 @@ def test_policy_check(tmp_path: Path) -> None:
 
 def test_policy_check_errors_and_warnings(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "b"\n[[claims]]\nid = "X"\nrequired = true\n'
-                   'evidence = { predicate_type = "https://evledger.dev/predicates/zzz/v1" }\n'
-                   'checks = [{ metric = "cos_min", op = "=<", value = 1 }]\n')
+    bad.write_text(
+        'name = "b"\n[[claims]]\nid = "X"\nrequired = true\n'
+        'evidence = { predicate_type = "https://evledger.dev/predicates/zzz/v1" }\n'
+        'checks = [{ metric = "cos_min", op = "=<", value = 1 }]\n'
+    )
     code, out, err = run(["policy", "check", str(bad)])
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1

@@ -5,37 +5,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from invoke import run
+from test_reproduce import append_claim, static_claim, tiny_model
 
 from ledger.api import Ledger
-from ledger.cli import main
-from tests.ledger.test_reproduce import append_claim, static_claim, tiny_model
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
-
-
-def test_reproduce_json_and_exit_codes(
-    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_reproduce_json_and_exit_codes(ledger: Ledger, tmp_path: Path) -> None:
     model = tiny_model(tmp_path / "m.safetensors")
     seq = append_claim(ledger, static_claim(model))
     base = ["--ledger", str(ledger.root), "reproduce", str(seq), "--model", str(model)]
-    code, out, _ = run([*base, "--key", "alice", "--json"], capsys)
+    code, out, _ = run([*base, "--key", "alice", "--json"])
     doc = json.loads(out)
     assert code == 0 and doc["verdict"] == "reproduced" and doc["claim"]["seq"] == seq
-    code, out, err = run([*base, "--key", "alice", "--param", "bits=3", "--json"], capsys)
+    code, out, err = run([*base, "--key", "alice", "--param", "bits=3", "--json"])
     assert code == 1 and json.loads(out)["verdict"] == "diverged" and "diverged" in err
     other = tiny_model(tmp_path / "o.safetensors", seed=5)
     tip = ledger.tip()
-    code, _, err = run(
-        ["--ledger", str(ledger.root), "reproduce", str(seq), "--model", str(other)], capsys
-    )
+    code, _, err = run(["--ledger", str(ledger.root), "reproduce", str(seq), "--model", str(other)])
     assert code == 2 and "not a subject of the claim" in err and ledger.tip() == tip
-    code, _, err = run([*base, "--tolerance", "cos_min"], capsys)
+    code, _, err = run([*base, "--tolerance", "cos_min"])
     assert code == 2 and "METRIC=X" in err

@@ -7,12 +7,12 @@ import math
 from pathlib import Path
 
 import pytest
+from test_reproduce import append_claim, static_claim, tiny_model
 
 from ledger.api import Ledger, init_ledger
 from ledger.audit import audit_ledger, bound_bits, bound_ratio
 from ledger.bundle import export_bundle, import_bundle
 from ledger.reproduce import reproduce
-from tests.ledger.test_reproduce import append_claim, static_claim, tiny_model
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-poc"
 

@@ -5,49 +5,56 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 from conftest import LEGACY_SAMPLES
 from evidence_factory import add, statement
+from invoke import run
 
 from ledger.api import Ledger
-from ledger.cli import main
 from ledger.diff import diff_entries, fmt_value, table_rows
 
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry_point(ctx: click.Context) -> None:
-    main(list(ctx.args))
-
-
-def run(args: list[str]) -> tuple[int, str, str]:
-    """The real entry point, in-process."""
-    result = CliRunner().invoke(_entry_point, args)
-    return result.exit_code, result.stdout, result.stderr
-
-
-ROWS_A = [{"name": "l0.ffn", "cos": 0.98, "bytes_total": 100}, {"name": "l1.ffn", "cos": 0.97,
-                                                               "bytes_total": 100}]
-ROWS_B = [{"name": "l0.ffn", "cos": 0.99, "bytes_total": 120}, {"name": "l1.ffn", "cos": 0.97,
-                                                               "bytes_total": 100},
-          {"name": "l2.ffn", "cos": 0.9, "bytes_total": 50}]
+ROWS_A = [
+    {"name": "l0.ffn", "cos": 0.98, "bytes_total": 100},
+    {"name": "l1.ffn", "cos": 0.97, "bytes_total": 100},
+]
+ROWS_B = [
+    {"name": "l0.ffn", "cos": 0.99, "bytes_total": 120},
+    {"name": "l1.ffn", "cos": 0.97, "bytes_total": 100},
+    {"name": "l2.ffn", "cos": 0.9, "bytes_total": 50},
+]
 
 
 @pytest.fixture
 def pair(ledger: Ledger) -> Ledger:
     add(
         ledger,
-        statement("static", {"cos_min": 0.97, "ratio_fp16_effective": 4.0, "peak_rss_mb": 500.0,
-                             "n_matrices": 2, "go": False},
-                  params={"bits": 4, "group_size": 64}, rows=ROWS_A,
-                  environment={"python": "3.11.9", "torch": "2.4.0", "seeds": {"torch": 0}}),
-        statement("static", {"cos_min": 0.97, "ratio_fp16_effective": 5.0, "peak_rss_mb": 600.0,
-                             "n_matrices": 3, "go": True},
-                  params={"bits": 3, "group_size": 64}, rows=ROWS_B,
-                  environment={"python": "3.12.1", "torch": "2.4.0", "seeds": {"torch": 0}},
-                  subject=("model.safetensors", "cd" * 32)),
+        statement(
+            "static",
+            {
+                "cos_min": 0.97,
+                "ratio_fp16_effective": 4.0,
+                "peak_rss_mb": 500.0,
+                "n_matrices": 2,
+                "go": False,
+            },
+            params={"bits": 4, "group_size": 64},
+            rows=ROWS_A,
+            environment={"python": "3.11.9", "torch": "2.4.0", "seeds": {"torch": 0}},
+        ),
+        statement(
+            "static",
+            {
+                "cos_min": 0.97,
+                "ratio_fp16_effective": 5.0,
+                "peak_rss_mb": 600.0,
+                "n_matrices": 3,
+                "go": True,
+            },
+            params={"bits": 3, "group_size": 64},
+            rows=ROWS_B,
+            environment={"python": "3.12.1", "torch": "2.4.0", "seeds": {"torch": 0}},
+            subject=("model.safetensors", "cd" * 32),
+        ),
     )
     return ledger
 
@@ -65,7 +72,10 @@ def test_diff_entries(pair: Ledger) -> None:
     assert [(c.key, c.old, c.new) for c in d.section("params")] == [("bits", 4, 3)]
     assert [c.key for c in d.section("environment")] == ["python"]
     assert [c.key for c in d.section("environment", include_all=True)] == [
-        "python", "seeds.torch", "torch"]
+        "python",
+        "seeds.torch",
+        "torch",
+    ]
     [subj] = d.section("subjects")
     assert subj.old == "sha256:" + "ab" * 32 and subj.new == "sha256:" + "cd" * 32
     rows = {r.name: r for r in d.row_diffs()}
@@ -83,8 +93,11 @@ def test_same_entry_has_no_changes(pair: Ledger) -> None:
 
 
 def test_legacy_vs_runner_notes(ledger: Ledger) -> None:
-    [v43] = [e for e in ledger.append_files(LEGACY_SAMPLES, key_name="alice")
-             if e.runner == "evidence.v43.v1"]
+    [v43] = [
+        e
+        for e in ledger.append_files(LEGACY_SAMPLES, key_name="alice")
+        if e.runner == "evidence.v43.v1"
+    ]
     [st] = add(ledger, statement("proxy", {"cos_min": 0.99, "ratio_fp16_effective": 4.0}))
     d = diff_entries(v43, st)
     assert any("different runners" in n for n in d.notes)
@@ -113,8 +126,13 @@ def test_cli_diff_json_shape(pair: Ledger) -> None:
     doc = json.loads(out)
     assert set(doc) >= {"a", "b", "params", "metrics", "rows", "environment", "subjects"}
     assert doc["metrics"]["ratio_fp16_effective"] == {
-        "old": 4.0, "new": 5.0, "diff": 1.0, "pct": 25.0, "status": "changed",
-        "verdict": "better"}
+        "old": 4.0,
+        "new": 5.0,
+        "diff": 1.0,
+        "pct": 25.0,
+        "status": "changed",
+        "verdict": "better",
+    }
     assert "cos_min" not in doc["metrics"]
     assert doc["rows"]["l2.ffn"]["status"] == "added"
     assert doc["a"]["seq"] == 1 and doc["b"]["digest"].startswith("sha256:")
@@ -133,8 +151,14 @@ def test_cli_diff_md_and_precision(pair: Ledger) -> None:
 
 def test_cli_diff_bad_input(pair: Ledger, tmp_path: Path) -> None:
     base = ["--ledger", str(pair.root), "diff"]
-    for args in (["1"], ["1", "99"], ["1", "2", "--json", "--md"], ["--rev", "HEAD"],
-                 ["1", "2", "--rev", "HEAD~1..HEAD"], ["--rev", "nope..HEAD"]):
+    for args in (
+        ["1"],
+        ["1", "99"],
+        ["1", "2", "--json", "--md"],
+        ["--rev", "HEAD"],
+        ["1", "2", "--rev", "HEAD~1..HEAD"],
+        ["--rev", "nope..HEAD"],
+    ):
         code, out, err = run([*base, *args])
         assert code == 2, args
         assert out == "" and len(err.strip().splitlines()) == 1, (args, err)
@@ -143,8 +167,7 @@ def test_cli_diff_bad_input(pair: Ledger, tmp_path: Path) -> None:
 def test_cli_diff_rev_gate_changes(ledger: Ledger) -> None:
     before = ledger.store.resolve()
     ledger.append_files(LEGACY_SAMPLES, key_name="alice")
-    code, out, _ = run(["--ledger", str(ledger.root), "diff", "--rev", f"{before}..HEAD",
-                        "--json"])
+    code, out, _ = run(["--ledger", str(ledger.root), "diff", "--rev", f"{before}..HEAD", "--json"])
     assert code == 0
     doc = json.loads(out)
     assert doc["a"]["outcome"] == "NO-GO" and doc["b"]["entries"] == 2

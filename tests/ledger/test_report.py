@@ -6,27 +6,13 @@ import json
 import math
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 from evidence_factory import add, example_ledger, statement
+from invoke import run
 
 from ledger.api import Ledger
-from ledger.cli import main
 from ledger.gate import resolve_policy
 from ledger.report import build_report, gaussian_bound_ratio, to_markdown, write_pareto_svg
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry_point(ctx: click.Context) -> None:
-    main(list(ctx.args))
-
-
-def run(args: list[str]) -> tuple[int, str, str]:
-    """The real entry point, in-process."""
-    result = CliRunner().invoke(_entry_point, args)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_gaussian_bound() -> None:
@@ -46,8 +32,9 @@ def test_report_rows(example: Ledger) -> None:
     entries = list(example.entries())
     [static] = [e for e in entries if e.runner == "static"]
     repro = statement("static", dict(static.predicate["metrics"]))
-    repro["predicate"].update(claim={"seq": static.seq, "digest": static.digest},
-                              deltas={}, verdict="reproduced")
+    repro["predicate"].update(
+        claim={"seq": static.seq, "digest": static.digest}, deltas={}, verdict="reproduced"
+    )
     [r] = add(example, repro, kind="reproduction")
     report = build_report(list(example.entries()), resolve_policy("v37"))
     rows = {row.id: row for row in report.rows}
@@ -55,8 +42,10 @@ def test_report_rows(example: Ledger) -> None:
     assert rows["V38"].reproduced == f"reproduced (seq {r.seq})"
     assert rows["V80"].reproduced == "unreproduced"
     assert rows["TNSEC"].reproduced in ("n/a (legacy)", "unreproduced (legacy)")
-    assert rows["FFN_SOTA"].state == "fail" and rows["FFN_SOTA"].figures[
-        "ratio_fp16_effective"] == 5.65
+    assert (
+        rows["FFN_SOTA"].state == "fail"
+        and rows["FFN_SOTA"].figures["ratio_fp16_effective"] == 5.65
+    )
     # the legacy V43 sample claims 4.0x at cos_min 0.999954: above the Gaussian bound (~2.39x)
     assert rows["V43"].bound_ratio is not None and round(rows["V43"].bound_ratio, 2) == 2.39
     assert rows["V43"].above_bound is True and rows["V38"].above_bound is False
@@ -107,8 +96,11 @@ def test_cli_report_output_files(example: Ledger, tmp_path: Path) -> None:
 
 
 def test_cli_report_bad_input(example: Ledger, tmp_path: Path) -> None:
-    for args in (["--json", "--md"], ["-o", str(tmp_path / "missing" / "r.md")],
-                 ["--policy", "nope"]):
+    for args in (
+        ["--json", "--md"],
+        ["-o", str(tmp_path / "missing" / "r.md")],
+        ["--policy", "nope"],
+    ):
         code, out, err = run(["--ledger", str(example.root), "report", *args])
         assert code == 2, args
         assert out == "" and len(err.strip().splitlines()) == 1
