@@ -136,11 +136,11 @@ class HessianRunner:
         gptq_w: dict[str, torch.Tensor] = {}
         rtn_w: dict[str, torch.Tensor] = {}
         calib_hash = hashlib.sha256()
-        x_orig: dict[str, torch.Tensor] = {}
+        x_orig: dict[str, torch.Tensor] = {}  # held-out inputs, for out_cos
         if encoder is not None:
             names = [_enc_name(encoder, i.name) or i.name for i in infos]
             encoder.embed(
-                TEXTS, capture=lambda n, x: x_orig.__setitem__(n, x.clone()), capture_names=names
+                HELDOUT, capture=lambda n, x: x_orig.__setitem__(n, x.clone()), capture_names=names
             )
         total = len(infos)
         for k, info in enumerate(infos):
@@ -185,7 +185,8 @@ class HessianRunner:
             extra["calibration"] = {
                 "kind": "activations",
                 "texts": len(TEXTS),
-                "tokens": int(x_orig[next(iter(x_orig))].shape[0]) if x_orig else 0,
+                "tokens": int(rows[0]["calib_rows"]),
+                "out_cos_inputs": "original model's activations on the held-out texts",
                 "sequential": True,
                 "digest": "sha256:" + calib_hash.hexdigest(),
             }
