@@ -126,8 +126,7 @@ class HessianRunner:
         encoder: BertEncoder | None = None
         if kind == "bert" and folder is not None:
             encoder = BertEncoder(folder, files=model.paths)
-            missing = [i.name for i in infos if _enc_name(encoder, i.name) is None]
-            if missing:
+            if all(_enc_name(encoder, i.name) is None for i in infos):
                 encoder = None
                 kind = "bert-unmatched"
         bits, gs, damp = params["bits"], params["group_size"], params["damp"]
@@ -137,20 +136,20 @@ class HessianRunner:
         rtn_w: dict[str, torch.Tensor] = {}
         calib_hash = hashlib.sha256()
         x_orig: dict[str, torch.Tensor] = {}  # held-out inputs, for out_cos
+        gaussian_rows: list[str] = []
         if encoder is not None:
-            names = [_enc_name(encoder, i.name) or i.name for i in infos]
+            names = [n for i in infos if (n := _enc_name(encoder, i.name)) is not None]
             encoder.embed(
                 HELDOUT, capture=lambda n, x: x_orig.__setitem__(n, x.clone()), capture_names=names
             )
         total = len(infos)
         for k, info in enumerate(infos):
             w = model.load(info)
-            if encoder is not None:
-                ename = _enc_name(encoder, info.name) or info.name
+            ename = _enc_name(encoder, info.name) if encoder is not None else None
+            if encoder is not None and ename is not None:
                 x_seq = _capture_one(encoder, ename, gptq_w)
                 x_eval = x_orig[ename]
             else:
-                ename = info.name
                 x_seq = x_eval = _gaussian_inputs(w.shape[1])
             calib_hash.update(x_seq.contiguous().numpy().tobytes())
             x64 = x_seq.to(torch.float64)
@@ -162,10 +161,14 @@ class HessianRunner:
             row["cos_rtn"] = _flat_cos(w, r.w_hat)
             row["out_cos_rtn"] = output_cosine(x_eval, w, r.w_hat)
             row["calib_rows"] = int(x_seq.shape[0])
+            row["calib"] = "activations" if ename is not None else "gaussian"
             rows.append(row)
             digest.update(g.w_hat)
-            gptq_w[ename] = g.w_hat
-            rtn_w[ename] = r.w_hat
+            if ename is not None:
+                gptq_w[ename] = g.w_hat
+                rtn_w[ename] = r.w_hat
+            elif encoder is not None:
+                gaussian_rows.append(info.name)
             progress(info.name, k + 1, total)
         metrics = summarize(rows)
         metrics["cos_min_rtn"] = min(r["cos_rtn"] for r in rows)
@@ -185,7 +188,8 @@ class HessianRunner:
             extra["calibration"] = {
                 "kind": "activations",
                 "texts": len(TEXTS),
-                "tokens": int(rows[0]["calib_rows"]),
+                "tokens": max(int(r["calib_rows"]) for r in rows if r["calib"] == "activations"),
+                "gaussian_matrices": gaussian_rows,
                 "out_cos_inputs": "original model's activations on the held-out texts",
                 "sequential": True,
                 "digest": "sha256:" + calib_hash.hexdigest(),
