@@ -227,3 +227,14 @@ __all__ = [
     "runner_family",
     "runner_of",
 ]
+
+
+def fmt_metric(value: Any, missing: str = "absent") -> str:
+    """A metric value for humans: booleans lower-case, floats to 6 significant digits."""
+    if value is None:
+        return missing
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

@@ -14,7 +14,14 @@ from typing import Any
 import schemas
 from ledger.chain import Entry
 from ledger.errors import InputError
-from ledger.evidence import LEGACY_METRICS, Metric, metrics_of, predicate_type_of, runner_of
+from ledger.evidence import (
+    LEGACY_METRICS,
+    Metric,
+    fmt_metric,
+    metrics_of,
+    predicate_type_of,
+    runner_of,
+)
 
 POLICY_SCHEMA = "policy.v1.schema.json"
 POLICY_DIR = "policies"
@@ -475,7 +482,7 @@ class ClaimResult:
         if self.state == "missing":
             return [self.note or "no evidence"]
         return [
-            f"{c.metric} = {_fmt(c.observed)} (needs {c.op} {_fmt(c.value)})"
+            f"{c.metric} = {fmt_metric(c.observed)} (needs {c.op} {fmt_metric(c.value)})"
             + (f": {c.reason}" if c.reason else "")
             for c in self.checks
             if not c.ok
@@ -515,16 +522,6 @@ class GateResult:
             c["reasons"] = res.reasons()
         doc["blocking"] = [c.id for c in self.claims if c.blocking]
         return doc
-
-
-def _fmt(value: Metric | None) -> str:
-    if value is None:
-        return "absent"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 def _rank_key(metric: str) -> Callable[[tuple[Entry, dict[str, Metric]]], tuple[float, int]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.chain import Entry
-from ledger.evidence import is_compression_claim, is_legacy, metrics_of, runner_of
+from ledger.evidence import fmt_metric, is_compression_claim, is_legacy, metrics_of, runner_of
 from ledger.gate import ClaimResult, GateResult, Policy, evaluate, resolve_policy
 
 SOURCE_BITS = 16
@@ -212,13 +212,7 @@ def report_for_ledger(ledger: Any, policy_spec: str | None = None) -> Report:
 
 # --------------------------------------------------------------------------- rendering
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    return fmt_metric(value, missing="-")
 
 
 def _figures_text(figs: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ import click
 
 from ledger.cli.output import emit_json, ledger_from
 from ledger.errors import NoGo, UsageError
+from ledger.evidence import fmt_metric
 from ledger.gate import (
     ClaimResult,
     GateResult,
@@ -20,21 +21,11 @@ from ledger.gate import (
 STATE_MARK = {"pass": "PASS", "fail": "FAIL", "missing": "MISSING"}
 
 
-def _fmt(value: object) -> str:
-    if value is None:
-        return "absent"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
 def _observed(claim: ClaimResult) -> str:
     if claim.state == "missing":
         return claim.note or "no evidence"
     return ", ".join(
-        f"{c.metric} = {_fmt(c.observed)} ({c.op} {_fmt(c.value)}"
+        f"{c.metric} = {fmt_metric(c.observed)} ({c.op} {fmt_metric(c.value)}"
         + ("" if c.ok else ", fails")
         + ")"
         for c in claim.checks

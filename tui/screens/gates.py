@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
 
 from ledger.errors import EvledgerError
+from ledger.evidence import fmt_metric
 from tui.widgets.diff_table import fit_columns
 
 if TYPE_CHECKING:
@@ -80,8 +81,11 @@ class GatesScreen(Screen[None]):
         if self.policy is None and names:
             self.policy = "v37" if "v37" in names else names[0]
         yield Select(
-            [(n, n) for n in names], value=self.policy or Select.BLANK, allow_blank=not names,
-            id="policy-select", prompt="policy",
+            [(n, n) for n in names],
+            value=self.policy or Select.BLANK,
+            allow_blank=not names,
+            id="policy-select",
+            prompt="policy",
         )
         yield Static("evaluating…", id="gate-banner")
         yield DataTable(id="gate-claims", cursor_type="row")
@@ -138,13 +142,27 @@ class GatesScreen(Screen[None]):
         cells = []
         for claim in result.claims:
             checks = "; ".join(
-                f"{'✓' if c.ok else '✗'} {c.metric} {_fmt(c.observed)} {c.op} {_fmt(c.value)}"
+                f"{'✓' if c.ok else '✗'} {c.metric} "
+                f"{fmt_metric(c.observed)} {c.op} {fmt_metric(c.value)}"
                 for c in claim.checks
             ) or (claim.note or "no evidence")
-            source = f"#{claim.source.seq} {claim.source.runner or claim.source.kind}" \
-                if claim.source else "-"
-            cells.append((claim, [claim.id, "yes" if claim.required else "no",
-                                  claim.state.upper(), checks, source]))
+            source = (
+                f"#{claim.source.seq} {claim.source.runner or claim.source.kind}"
+                if claim.source
+                else "-"
+            )
+            cells.append(
+                (
+                    claim,
+                    [
+                        claim.id,
+                        "yes" if claim.required else "no",
+                        claim.state.upper(),
+                        checks,
+                        source,
+                    ],
+                )
+            )
         headers = ["claim", "req", "state", "checks (observed)", "source"]
         fit_columns(table, headers, [c for _, c in cells], max_width=70)
         for claim, (cid, req, state, checks, source) in cells:
@@ -162,13 +180,17 @@ class GatesScreen(Screen[None]):
         if self.result is None or not self.result.claims:
             return
         claim = self.result.claims[min(row, len(self.result.claims) - 1)]
-        lines = [f"[b]{escape(claim.id)}[/b] {escape(claim.title)} — {claim.state}"
-                 f" ({'required' if claim.required else 'optional'})",
-                 f"evidence: {escape(claim.selector)} · {claim.candidates} candidates"]
+        lines = [
+            f"[b]{escape(claim.id)}[/b] {escape(claim.title)} — {claim.state}"
+            f" ({'required' if claim.required else 'optional'})",
+            f"evidence: {escape(claim.selector)} · {claim.candidates} candidates",
+        ]
         for c in claim.checks:
             why = f" {escape(c.reason)}" if c.reason else ""
-            lines.append(f"  {'✓' if c.ok else '✗'} {escape(c.metric)} = {_fmt(c.observed)} "
-                         f"(needs {c.op} {_fmt(c.value)}){why}")
+            lines.append(
+                f"  {'✓' if c.ok else '✗'} {escape(c.metric)} = {fmt_metric(c.observed)} "
+                f"(needs {c.op} {fmt_metric(c.value)}){why}"
+            )
         for reason in claim.reasons():
             lines.append(f"  [red]{escape(reason)}[/red]")
         if claim.source:
@@ -201,13 +223,3 @@ class GatesScreen(Screen[None]):
     def action_back(self) -> None:
         """Back."""
         self.app.pop_screen()
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "absent"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
