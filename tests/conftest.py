@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from legacy import LEGACY_SAMPLES
 
 from ledger.api import Ledger, init_ledger
-
-LEGACY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "legacy-poc" / "evidence"
-if not LEGACY_DIR.is_dir():  # CI lays shared/ beside the clone; tests also carry a copy
-    LEGACY_DIR = Path(__file__).parent / "fixtures" / "legacy-poc"
-LEGACY_SAMPLES = sorted(LEGACY_DIR.glob("*.json"))
 
 
 @pytest.fixture

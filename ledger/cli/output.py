@@ -23,7 +23,9 @@ def emit_json(obj: Any) -> None:
 
 def stdout() -> Console:
     """Console for human results."""
-    return Console(highlight=False, soft_wrap=True)
+    # piped output is read by scripts and logs: don't squeeze tables into 80 columns
+    width = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def ledger_from(ctx: click.Context) -> Ledger:

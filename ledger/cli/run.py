@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ledger.cli.output import stdout
 from ledger.errors import InputError, UsageError
 
 SUMMARY_METRICS = (
@@ -91,7 +92,7 @@ def runners_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"runners": docs}, sort_keys=True))
         return
-    console = Console(highlight=False, soft_wrap=True)
+    console = stdout()
     for doc in docs:
         if not doc["available"]:
             console.print(f"[bold]{doc['name']}[/bold]  (unavailable: {doc['error']})")
@@ -166,7 +167,7 @@ def _print_summary(statement: dict[str, Any], seq: int | None, digest: str | Non
     """Summary table of the headline metrics on stdout."""
     pred = statement["predicate"]
     metrics = pred["metrics"]
-    console = Console(highlight=False, soft_wrap=True)
+    console = stdout()
     title = f"{pred['runner']['name']} {pred['runner']['version']}"
     if seq is not None:
         title += f"  appended as seq {seq} ({digest})"

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LEGACY_SAMPLES
 from invoke import run
+from legacy import LEGACY_SAMPLES
 
 from ledger.api import Ledger
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import LEGACY_SAMPLES
 from evidence_factory import add, statement
 from invoke import run
+from legacy import LEGACY_SAMPLES
 
 from ledger.api import Ledger
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import LEGACY_SAMPLES
 from evidence_factory import add, statement
 from invoke import run
+from legacy import LEGACY_SAMPLES
 
 from ledger.api import Ledger
 from ledger.diff import diff_entries, fmt_value, table_rows

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import LEGACY_SAMPLES
 from evidence_factory import add, statement
+from legacy import LEGACY_SAMPLES
 
 from ledger.api import Ledger
 from ledger.evidence import (
