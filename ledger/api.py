@@ -259,7 +259,7 @@ class Ledger:
         *,
         key_name: str | None = None,
         kind: str | None = None,
-        extra_files: dict[str, bytes] | None = None,
+        extra_files: dict[str, bytes | None] | None = None,
     ) -> list[Entry]:
         """Sign and append already-validated inputs in one commit, under the append lock."""
         if not prepared:
@@ -345,9 +345,10 @@ class Ledger:
             "predicate": {"keyid": target["keyid"], "reason": reason},
         }
         [entry] = self.append_prepared(
-            [Prepared(statement, "key-revoke", keyid)], key_name=key_name
+            [Prepared(statement, "key-revoke", keyid)],
+            key_name=key_name,
+            extra_files={f"keys/{target['name']}.pub": None},  # same commit: no window
         )
-        self.store.remove_paths([f"keys/{target['name']}.pub"], "evledger: drop revoked public key")
         return entry
 
     def trusted_keys(self) -> list[dict[str, Any]]:

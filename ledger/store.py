@@ -15,6 +15,7 @@ import io
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import git
 from git.objects.fun import tree_entries_from_data, tree_to_stream
 from gitdb import IStream
+from gitdb.db.loose import LooseObjectDB
 
 from ledger.errors import LedgerError
 
@@ -30,6 +32,7 @@ SHARD_SIZE = 1000
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 AUTHOR = "evledger <evledger@localhost>"
+STALE_LOCK_SECONDS = 60
 
 
 def entry_path(seq: int) -> str:
@@ -68,12 +71,18 @@ class Store:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
             raise LedgerError("not a git repository", path=root) from e
         self.git_dir = Path(self.repo.git_dir)
+        self._loose = LooseObjectDB(str(self.git_dir / "objects"))
         self.bare = self.repo.bare
 
     # ---------------------------------------------------------------- reading
     def _git(self, *args: str, input_: bytes | None = None, check: bool = True) -> bytes:
         proc = subprocess.run(
-            ["git", *args], cwd=self.root, input=input_, capture_output=True, check=False
+            ["git", *args],
+            cwd=self.root,
+            input=input_,
+            capture_output=True,
+            check=False,
+            start_new_session=True,  # a group kill of the appender must not kill git mid-lock
         )
         if check and proc.returncode != 0:
             msg = proc.stderr.decode(errors="replace").strip().splitlines()
@@ -120,6 +129,7 @@ class Store:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             bufsize=1 << 20,
+            start_new_session=True,
         )
         assert proc.stdin is not None and proc.stdout is not None
 
@@ -190,7 +200,8 @@ class Store:
             os.close(fd)
 
     def _store(self, kind: bytes, data: bytes) -> bytes:
-        return self.repo.odb.store(IStream(kind, len(data), io.BytesIO(data))).binsha
+        """Write a loose object in-process (GitCmdObjectDB.store spawns `git hash-object`)."""
+        return self._loose.store(IStream(kind, len(data), io.BytesIO(data))).binsha
 
     def _tree_entries(self, binsha: bytes | None) -> dict[str, tuple[bytes, int]]:
         if binsha is None:
@@ -229,20 +240,65 @@ class Store:
                 entries[name] = (new, DIR_MODE)
         return self._write_tree(entries) if entries else None
 
-    def commit_files(self, files: dict[str, bytes], message: str, parent: str | None) -> str:
+    def commit_files(self, files: dict[str, bytes | None], message: str, parent: str | None) -> str:
         """Commit `files` on top of `parent` and move the branch (CAS); call under `lock()`."""
         for path in files:
             _check_relpath(path)
-        blobs = {path: self._store(b"blob", data) for path, data in files.items()}
+        blobs: dict[str, bytes | None] = {
+            path: None if data is None else self._store(b"blob", data)
+            for path, data in files.items()
+        }
         parent_tree = None
         if parent is not None:
             parent_tree = self.repo.commit(parent).tree.binsha
         tree = self._update_tree(parent_tree, dict(blobs))
         commit = self._write_commit(tree or self._write_tree({}), parent, message)
+        self._clear_stale_git_locks()
+        pending = self.git_dir / "evledger-pending"
+        if not self.bare:
+            self._discard_pending(pending, parent)
+            pending.write_text("".join(f"{p}\n" for p in files))
         self._sync_worktree(files, blobs)
         ref = self.branch_ref()
         self._git("update-ref", "-m", "evledger append", ref, commit, parent or "0" * 40)
+        pending.unlink(missing_ok=True)
         return commit
+
+    def _clear_stale_git_locks(self) -> None:
+        """Remove index/branch lock files a killed git child left behind (older than a minute).
+
+        Only called under our own append lock, so no evledger process holds them; a lock that
+        old is not a live `git` either (they hold such locks for milliseconds).
+        """
+        ref = self.branch_ref()
+        for lock in (self.git_dir / "index.lock", self.git_dir / f"{ref}.lock"):
+            try:
+                if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+                    lock.unlink()
+            except FileNotFoundError:
+                continue
+
+    def _discard_pending(self, pending: Path, head: str | None) -> None:
+        """Unstage and delete what an append killed before its ref update left behind."""
+        if not pending.is_file():
+            return
+        paths = [p for p in pending.read_text().splitlines() if p]
+        listed = b""
+        if head:
+            args = ("ls-tree", "-r", "-z", "--name-only", "--full-tree", head, "--", *paths)
+            listed = self._git(*args)
+        in_head = {p.decode() for p in listed.split(b"\0") if p}
+        gone = [p for p in paths if p not in in_head]
+        kept = [p for p in paths if p in in_head]
+        if gone:
+            self._git("update-index", "--force-remove", "--", *gone)
+            for path in gone:
+                target = self.root / path
+                if target.is_file() and not target.is_symlink():
+                    target.unlink()
+        if kept:
+            self._git("checkout", head or "HEAD", "--", *kept)
+        pending.unlink()
 
     def remove_paths(self, paths: list[str], message: str) -> str:
         """Commit the removal of non-entry files (e.g. a revoked key's .pub); takes the lock."""
@@ -262,8 +318,6 @@ class Store:
             return commit
 
     def _write_commit(self, tree: bytes, parent: str | None, message: str) -> str:
-        import time
-
         stamp = f"{int(time.time())} +0000"
         lines = [f"tree {tree.hex()}"]
         if parent:
@@ -271,7 +325,9 @@ class Store:
         lines += [f"author {AUTHOR} {stamp}", f"committer {AUTHOR} {stamp}", "", message]
         return self._store(b"commit", ("\n".join(lines) + "\n").encode()).hex()
 
-    def _sync_worktree(self, files: dict[str, bytes], blobs: dict[str, bytes]) -> None:
+    def _sync_worktree(
+        self, files: dict[str, bytes | None], blobs: dict[str, bytes | None]
+    ) -> None:
         """Write the files into the working tree and stage them, before the branch moves."""
         if self.bare:
             return
@@ -281,10 +337,17 @@ class Store:
         for path, data in files.items():
             target = root / path
             _safe_parent(root, target)
+            if data is None:
+                if target.is_file():
+                    target.unlink()
+                continue
             tmp = tmp_dir / f"{target.name}.{os.getpid()}"
             tmp.write_bytes(data)
             os.replace(tmp, target)
-        info = "".join(f"{FILE_MODE:o} {blobs[p].hex()}\t{p}\n" for p in files).encode()
+        info = "".join(
+            f"{FILE_MODE:o} {sha.hex()}\t{p}\n" if sha else f"0 {'0' * 40}\t{p}\n"
+            for p, sha in blobs.items()
+        ).encode()  # mode 0 removes the path from the index
         self._git("update-index", "--add", "--index-info", input_=info)
 
 

@@ -8,8 +8,10 @@ What a crash leaves behind, by kill point (see `Store.commit_files`):
   working tree (`?? evidence/...`); a write killed before its `os.replace` leaves its temp
   file under `.git/evledger-tmp/` (outside the working tree).
 - between the index update and the ref update: the new entry files are staged (`A  ...`)
-  but HEAD is the old commit; the ledger verifies at the old size. The next append
-  rewrites the same seq, but the staged orphans of a *batch* beyond that seq stay staged.
+  but HEAD is the old commit; the ledger verifies at the old size. `.git/evledger-pending`
+  lists them, and the next append unstages and deletes whatever HEAD does not hold.
+- a git child killed holding `index.lock` or the branch's `.lock`: the next append removes
+  locks older than a minute (it holds the evledger lock, so no evledger process owns them).
 - after `update-ref`: the append is complete (new size).
 """
 
@@ -32,7 +34,7 @@ import pytest
 import schemas
 from ledger.api import Ledger
 from ledger.envelope import STATEMENT_TYPE
-from ledger.errors import LedgerError, SigningKeyError
+from ledger.errors import SigningKeyError
 from ledger.keys import generate_key, public_pem
 from ledger.store import Store
 
@@ -223,12 +225,6 @@ def test_kill_appender_many(ledger: Ledger) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    raises=LedgerError,
-    reason="bug (random): a group kill during `git update-ref`/`update-index` leaves a stale "
-    "git lock; see test_stale_git_lock_after_killed_child",
-)
 def test_kill_appender_process_group(ledger: Ledger) -> None:
     """SIGKILL of the whole process group (the appender and its git children)."""
     rng = random.Random(7)
@@ -303,11 +299,6 @@ def test_crash_point_leaves_verifiable_appendable_ledger(
     assert git(ledger, "rev-list", "--min-parents=2", "HEAD") == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a batch append killed between index and ref update leaves its later "
-    "entries staged (`A  evidence/...`) after the next append",
-)
 def test_batch_crash_then_append_leaves_clean_status(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,13 +337,6 @@ def test_single_crash_then_append_leaves_clean_status(
 
 
 @pytest.mark.parametrize("lock", ["index.lock", "refs/heads/main.lock"])
-@pytest.mark.xfail(
-    strict=True,
-    raises=LedgerError,
-    reason="bug: a git child killed with the appender's process group leaves a stale lock "
-    "(.git/index.lock or the branch's .lock) and every later append fails until it is "
-    "removed by hand",
-)
 def test_stale_git_lock_after_killed_child(ledger: Ledger, lock: str) -> None:
     """A stale (hour-old) lock left by a killed `git update-index`/`update-ref` must not
     block appends."""
@@ -364,12 +348,6 @@ def test_stale_git_lock_after_killed_child(ledger: Ledger, lock: str) -> None:
     assert_ok(ledger, {2})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: revoke_key is two commits (key-revoke entry, then removal of keys/NAME.pub); "
-    "killed between them, the revoked key stays listed and _check_signer lets it sign an "
-    "entry that breaks verification (revoked-key)",
-)
 def test_crash_inside_revoke_keeps_revoked_key_out(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
