@@ -374,7 +374,13 @@ def run_concurrent(led: Ledger, per_process: int, processes: int = 2) -> None:
     procs = [spawn_appender(led, f"p{p}", per_process) for p in range(processes)]
     for proc in procs:
         wait_ready(proc)
-    outs = [proc.communicate(timeout=600) for proc in procs]
+    # read through the same buffered streams wait_ready used: communicate() reads the raw
+    # pipes and would drop output already buffered by readline()
+    outs = []
+    for proc in procs:
+        assert proc.stdout is not None and proc.stderr is not None
+        outs.append((proc.stdout.read(), proc.stderr.read()))
+        proc.wait(timeout=600)
     for proc, (_out, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err
     seqs = sorted(int(x) for out, _ in outs for x in out.split())
