@@ -194,7 +194,8 @@ def kill_and_check(
             os.killpg(proc.pid, signal.SIGKILL)
         else:
             proc.kill()
-        out, _ = proc.communicate()
+        out = proc.stdout.read()  # buffered reads: communicate() would skip readline's buffer
+        proc.wait()
         wait_group_gone(proc.pid)
         printed = [int(x) for x in (first + out).split()]
         # every append the child reported is in; at most one more may have landed
