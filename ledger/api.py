@@ -64,7 +64,7 @@ def init_ledger(path: Path, key_name: str | None = None) -> tuple[Ledger, Entry]
     path.mkdir(parents=True, exist_ok=True)
     if (path / ".git").exists():
         repo = git.Repo(path)
-        if repo.head.is_valid() and (Path(path) / ENTRY_DIR).exists():
+        if Ledger(path).tip() is not None:
             raise UsageError(f"{path} is already a ledger")
     else:
         repo = git.Repo.init(path, initial_branch="main")

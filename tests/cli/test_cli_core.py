@@ -205,3 +205,21 @@ def test_ledger_cli_never_imports_textual() -> None:
     code = "import sys, ledger.cli, ledger.api, ledger.verify; print('textual' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_init_in_an_existing_project_repo(home: Path, tmp_path: Path) -> None:
+    """The example ledger lives in the project repository: init must add to it, once."""
+    repo = tmp_path / "project"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "README.md").write_text("# my project\n")
+    (repo / "evidence").mkdir()  # an empty folder is not a ledger
+    subprocess.run(["git", "-C", str(repo), "add", "README.md"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "code"], check=True)
+    assert run(["init", str(repo), "--key", "alice"])[0] == 0
+    assert (repo / "README.md").read_text() == "# my project\n"
+    assert run(["--ledger", str(repo), "verify"])[0] == 0
+    code, _, err = run(["init", str(repo), "--key", "alice"])
+    assert code == 2 and "already a ledger" in err
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True)
+    assert status.stdout == b""
