@@ -299,13 +299,15 @@ class Ledger:
             )
 
     def _public_key_files(self) -> dict[str, bytes]:
-        items = (
-            self.store.list_tree("HEAD", "keys/", recursive=False) if self.store.resolve() else []
-        )
-        pubs = [i for i in items if i.path.endswith(".pub")]
-        return {
-            i.path: b for i, b in zip(pubs, self.store.read_blobs(i.sha for i in pubs), strict=True)
-        }
+        """keys/*.pub at HEAD (read through GitPython's persistent cat-file: no process spawn)."""
+        commit = self.store.resolve()
+        if commit is None:
+            return {}
+        try:
+            folder = self.store.repo.commit(commit).tree / "keys"
+        except KeyError:
+            return {}
+        return {b.path: b.data_stream.read() for b in folder.blobs if b.name.endswith(".pub")}
 
     def add_key(self, pem: bytes, name: str, *, key_name: str | None = None) -> Entry:
         """Append a key-add entry (signed by a trusted key)."""

@@ -91,13 +91,18 @@ class Store:
 
     def branch_ref(self) -> str:
         """The full ref HEAD points at (e.g. refs/heads/main)."""
-        out = self._git("symbolic-ref", "-q", "HEAD", check=False).strip()
-        if not out:
+        head = self.repo.head
+        if head.is_detached:
             raise LedgerError("HEAD is detached; check out the ledger branch", path=self.root)
-        return out.decode()
+        return str(head.reference.path)
 
     def resolve(self, rev: str = "HEAD") -> str | None:
         """Commit id of `rev`, or None if it does not exist (e.g. an empty repository)."""
+        if rev == "HEAD":  # the hot path of every append: read the ref files in-process
+            try:
+                return str(self.repo.head.commit.hexsha)
+            except ValueError:
+                return None
         out = self._git("rev-parse", "-q", "--verify", f"{rev}^{{commit}}", check=False).strip()
         return out.decode() or None
 

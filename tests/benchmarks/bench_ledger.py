@@ -4,7 +4,7 @@ one-by-one and batch appends.
     python tests/benchmarks/bench_ledger.py [--sizes 10000,100000] [--repeats 3] [--json]
     python tests/benchmarks/bench_ledger.py --ledger PATH   # verify figures of an existing ledger
 
-One ledger is grown through the requested sizes with `ledger.bulk.bulk_append` (the same
+One ledger is grown through the requested sizes with `bulk.bulk_append` (the same
 entries `append_prepared` makes, 1000 per commit, through one `git fast-import`). Entries
 are ~2 KB legacy-wrapped v43 documents with runner-like per-matrix rows.
 At 1000 entries and at the largest size, 100 one-by-one appends are timed; at every
@@ -36,9 +36,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bulk import bulk_append
+
 import schemas
 from ledger.api import Ledger, Prepared, init_ledger, open_ledger
-from ledger.bulk import bulk_append
 from ledger.envelope import STATEMENT_TYPE, pae
 from ledger.keys import load_public_pem
 from ledger.store import ENTRY_DIR, seq_from_path
@@ -134,7 +135,7 @@ class Builder:
         return time.perf_counter() - t0
 
     def grow_to(self, target: int) -> None:
-        """`ledger.bulk.bulk_append` (1000 entries per commit, one fast-import) up to `target`."""
+        """`bulk.bulk_append` (1000 entries per commit, one fast-import) up to `target`."""
         need = target - self.size
         if need <= 0:
             return
@@ -358,7 +359,7 @@ def table(results: dict[str, Any]) -> str:
         )
     if "build_s" in results:
         lines.append(
-            f"== build: {results['build_s']:.0f} s total; ledger.bulk (fast-import) "
+            f"== build: {results['build_s']:.0f} s total; bulk.py (fast-import) "
             f"{results['bulk_fast_import_per_s']:.0f} entries/s; append_prepared batches median "
             f"{results['append_prepared_batches_per_s_median']:.0f} entries/s"
         )

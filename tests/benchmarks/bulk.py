@@ -1,4 +1,4 @@
-"""Bulk appends through one `git fast-import` stream (benchmark ledgers, large imports).
+"""Bulk appends through one `git fast-import` stream: builds 100k-entry benchmark ledgers fast.
 
 Entries are built exactly as `Ledger.append_prepared` builds them (`build_entry`, same chain,
 same signing key, same paths); only the git side differs: every `per_commit` entries become
