@@ -101,6 +101,7 @@ class EvledgerApp(App[None]):
                 progress=lambda d, t: self.post_message(IndexProgress(d, t)),
             )
         self.post_message(IndexLoaded(index, time.perf_counter() - start, cached))
+        index.search_text()  # warm the search haystack off the UI thread
 
     @on(IndexLoaded)
     def _index_loaded(self, message: IndexLoaded) -> None:
@@ -225,9 +226,7 @@ class EvledgerApp(App[None]):
             async def run(action: str = binding.action, node: object = node) -> None:
                 await self.run_action(action, node)  # type: ignore[arg-type]
 
-            yield SystemCommand(
-                binding.description, binding.tooltip or f"key: {key}", run
-            )
+            yield SystemCommand(binding.description, binding.tooltip or f"key: {key}", run)
         yield SystemCommand("Ledger: verify again", "Re-run full verification", self.verify_ledger)
         yield SystemCommand("Open verification", "Problems grouped by code", self.open_verify)
         yield SystemCommand("Open gates", "GO / NO-GO per claim", self.open_gates)
