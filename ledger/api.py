@@ -17,6 +17,7 @@ from ledger.canonical import canonical_bytes, digest_of, loads_strict, sha256_di
 from ledger.chain import Entry, build_entry, parse_entry
 from ledger.envelope import STATEMENT_TYPE, parse_envelope
 from ledger.errors import InputError, LedgerError, SigningKeyError, UsageError
+from ledger.files import read_regular_file
 from ledger.gate import packaged_policy_files
 from ledger.keys import SigningKey, default_key_name, generate_key, keyid_of, load_key, public_pem
 from ledger.store import ENTRY_DIR, Store, entry_path
@@ -28,8 +29,6 @@ from ledger.verify import (
     iter_entries,
     verify_ledger,
 )
-
-MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,13 +105,7 @@ def _signing_key(name: str | None, *, create: bool = False) -> SigningKey:
 
 def prepare_input(path: Path) -> Prepared:
     """Read and validate one input file: our statement, legacy POC evidence or a DSSE envelope."""
-    if path.is_symlink():
-        raise InputError("refusing a symlink", path=path)
-    if not path.is_file():
-        raise InputError("no such file", path=path)
-    if path.stat().st_size > MAX_INPUT_BYTES:
-        raise InputError(f"larger than {MAX_INPUT_BYTES // 2**20} MiB", path=path)
-    raw = path.read_bytes()
+    raw = read_regular_file(path, what="evidence")
     doc = loads_strict(raw, path=path)
     if not isinstance(doc, dict):
         raise InputError("not a JSON object", path=path)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,12 @@ from typing import Any
 import schemas
 from ledger import checkpoint as notes
 from ledger import merkle
-from ledger.api import MAX_INPUT_BYTES, Ledger, Prepared
+from ledger.api import Ledger, Prepared
 from ledger.canonical import canonical_bytes, digest_bytes, is_canonical, loads_strict
 from ledger.chain import Entry, parse_entry
 from ledger.envelope import b64decode, pae
 from ledger.errors import InputError, UsageError
+from ledger.files import check_output_path, read_json_file, write_atomic
 from ledger.keys import keyid_of, load_public_pem, verify_signature
 from ledger.trust import TrustState
 from ledger.verify import stored_checkpoints
@@ -93,19 +92,9 @@ def build_bundle(ledger: Ledger, refs: list[str]) -> dict[str, Any]:
 
 def export_bundle(ledger: Ledger, refs: list[str], output: Path) -> dict[str, Any]:
     """Write the bundle for `refs` to `output` (atomically); return it."""
-    if output.is_symlink() or output.is_dir():
-        raise InputError("refusing to write the bundle there (symlink or folder)", path=output)
+    check_output_path(output, "bundle")
     bundle = build_bundle(ledger, refs)
-    data = canonical_bytes(bundle)
-    folder = output.parent if str(output.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(output, canonical_bytes(bundle))
     return bundle
 
 
@@ -131,13 +120,7 @@ class VerifiedBundle:
 
 def read_bundle(path: Path) -> dict[str, Any]:
     """Read a bundle file: no symlinks, at most 64 MiB, strict JSON."""
-    if path.is_symlink():
-        raise InputError("refusing a symlink", path=path)
-    if not path.is_file():
-        raise InputError("no such file", path=path)
-    if path.stat().st_size > MAX_INPUT_BYTES:
-        raise InputError(f"larger than {MAX_INPUT_BYTES // 2**20} MiB", path=path)
-    doc = loads_strict(path.read_bytes(), path=path)
+    doc = read_json_file(path, what="bundle")
     if not isinstance(doc, dict):
         raise InputError("not a bundle (not a JSON object)", path=path)
     return doc

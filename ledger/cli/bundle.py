@@ -8,15 +8,7 @@ import click
 
 from ledger.bundle import export_bundle, import_bundle
 from ledger.cli.output import emit_json, ledger_from
-from ledger.errors import InputError
-
-
-def _read_pub(path: Path) -> bytes:
-    if path.is_symlink() or not path.is_file():
-        raise InputError("--trusted-key is not a regular file", path=path)
-    if path.stat().st_size > 64 * 1024:
-        raise InputError("--trusted-key file is too large for a public key", path=path)
-    return path.read_bytes()
+from ledger.files import MAX_KEY_BYTES, read_regular_file
 
 
 @click.command("export")
@@ -73,7 +65,7 @@ def import_cmd(
     """Verify a bundle offline (checkpoint signature, inclusion proofs, entry signatures by keys
     trusted at their seq, digests) and append its entries as `import` entries; a bundle that
     fails any check is refused whole (exit 2) and nothing is appended."""
-    pinned = [_read_pub(p) for p in trusted]
+    pinned = [read_regular_file(p, max_bytes=MAX_KEY_BYTES, what="trusted key") for p in trusted]
     result = import_bundle(ledger_from(ctx), bundle, pinned=pinned, key_name=key_name)
     if as_json:
         emit_json(result.to_json())

@@ -11,7 +11,7 @@ from rich.table import Table
 from ledger.api import init_ledger
 from ledger.chain import Entry
 from ledger.cli.output import emit_json, ledger_from, stdout
-from ledger.errors import InputError
+from ledger.files import check_output_path, write_atomic
 
 
 @click.command("init")
@@ -135,11 +135,11 @@ def checkpoint_cmd(
     ctx: click.Context, output: Path | None, key_name: str | None, as_json: bool
 ) -> None:
     """Sign a tree head (C2SP checkpoint) over all entries and store it in the ledger."""
-    if output is not None and (output.is_symlink() or output.is_dir()):
-        raise InputError("refusing to write the checkpoint there", path=output)
+    if output is not None:
+        check_output_path(output, "checkpoint")
     text, cp = ledger_from(ctx).checkpoint(key_name=key_name)
     if output is not None:
-        output.write_text(text)
+        write_atomic(output, text.encode())
     if as_json:
         emit_json({"size": cp.size, "root": cp.root.hex(), "origin": cp.origin, "note": text})
         return

@@ -9,6 +9,7 @@ import click
 from ledger import keys as keystore
 from ledger.cli.output import emit_json, ledger_from
 from ledger.errors import InputError
+from ledger.files import MAX_KEY_BYTES, read_regular_file
 
 
 @click.group("keys")
@@ -66,9 +67,8 @@ def export_cmd(name: str) -> None:
 @click.pass_context
 def trust_cmd(ctx: click.Context, pubfile: Path, name: str | None, key_name: str | None) -> None:
     """Append a key-add entry: the key is trusted from the next entry on."""
-    if pubfile.is_symlink() or not pubfile.is_file():
-        raise InputError("not a regular file", path=pubfile)
-    entry = ledger_from(ctx).add_key(pubfile.read_bytes(), name or pubfile.stem, key_name=key_name)
+    pem = read_regular_file(pubfile, max_bytes=MAX_KEY_BYTES, what="public key")
+    entry = ledger_from(ctx).add_key(pem, name or pubfile.stem, key_name=key_name)
     click.echo(f"trusted {name or pubfile.stem} at seq {entry.seq} ({entry.digest})")
 
 

@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import click
 
 from ledger.cli.output import emit_json, ledger_from
-from ledger.errors import InputError, UsageError
+from ledger.errors import UsageError
+from ledger.files import check_output_path, write_atomic
 from ledger.report import report_for_ledger, to_markdown, write_pareto_svg
-
-
-def _check_target(path: Path) -> None:
-    if path.is_symlink() or path.is_dir():
-        raise InputError("refusing to write the report there", path=path)
-    if not path.parent.is_dir():
-        raise InputError("its folder does not exist", path=path)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, then rename (nothing half-written on error)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_path(output: Path) -> Path:
@@ -56,25 +37,25 @@ def report_cmd(
     if as_json and as_md:
         raise UsageError("--json and --md are mutually exclusive")
     if output is not None:
-        _check_target(output)
+        check_output_path(output)
     report = report_for_ledger(ledger_from(ctx), policy_spec)
     if as_json:
         if output is None:
             emit_json(report.to_json())
             return
         text = json.dumps(report.to_json(), sort_keys=True, ensure_ascii=False, indent=2) + "\n"
-        _write_atomic(output, text.encode())
+        write_atomic(output, text.encode())
         click.echo(f"wrote {output}", err=True)
         return
     if output is None:
         click.echo(to_markdown(report), nl=False)
         return
     svg = plot_path(output)
-    _check_target(svg)
+    check_output_path(svg)
     tmp_svg = svg.with_name(f".{svg.name}.tmp")
     write_pareto_svg(report.points, tmp_svg)
     try:
-        _write_atomic(output, to_markdown(report, plot=svg.name).encode())
+        write_atomic(output, to_markdown(report, plot=svg.name).encode())
     except BaseException:
         tmp_svg.unlink(missing_ok=True)
         raise

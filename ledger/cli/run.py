@@ -17,9 +17,20 @@ from ledger.cli.output import stdout
 from ledger.errors import InputError, UsageError
 
 SUMMARY_METRICS = (
-    "ratio_fp16_effective", "cos_min", "cos_mean", "out_cos", "bytes_total", "bytes_entropy",
-    "bytes_fixed_width", "entropy_gain_ok", "ratio_at_cos_099", "ratio_at_cos_094",
-    "peak_rss_mb", "rd_bound_ratio", "rd_efficiency", "determinism_delta",
+    "ratio_fp16_effective",
+    "cos_min",
+    "cos_mean",
+    "out_cos",
+    "bytes_total",
+    "bytes_entropy",
+    "bytes_fixed_width",
+    "entropy_gain_ok",
+    "ratio_at_cos_099",
+    "ratio_at_cos_094",
+    "peak_rss_mb",
+    "rd_bound_ratio",
+    "rd_efficiency",
+    "determinism_delta",
 )
 
 
@@ -51,8 +62,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
         TimeElapsedColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("starting", total=None)
 
@@ -81,14 +96,19 @@ def runners_cmd(as_json: bool) -> None:
     docs = []
     for name, runner in loaded.items():
         if isinstance(runner, Exception):
-            docs.append({"name": name, "available": False,
-                         "error": f"{type(runner).__name__}: {runner}"})
+            docs.append(
+                {"name": name, "available": False, "error": f"{type(runner).__name__}: {runner}"}
+            )
             continue
-        docs.append({
-            "name": name, "available": True, "version": runner.version,
-            "description": runner.description,
-            "params": [p.describe() for p in runner.params],
-        })
+        docs.append(
+            {
+                "name": name,
+                "available": True,
+                "version": runner.version,
+                "description": runner.description,
+                "params": [p.describe() for p in runner.params],
+            }
+        )
     if as_json:
         click.echo(json.dumps({"runners": docs}, sort_keys=True))
         return
@@ -109,20 +129,41 @@ def runners_cmd(as_json: bool) -> None:
 
 @click.command("run")
 @click.argument("runner_name", metavar="RUNNER")
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
-              help="A .safetensors file, a folder of shards or a Hugging Face model folder "
-                   "(default: the bundled MiniLM-L6).")
-@click.option("--param", "param_pairs", multiple=True, metavar="K=V",
-              help="Runner parameter (repeatable); see `evledger runners`.")
-@click.option("--repeat", default=2, show_default=True, type=int,
-              help="Measurements in fresh state (>= 2) for the determinism block.")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    help="A .safetensors file, a folder of shards or a Hugging Face model folder "
+    "(default: the bundled MiniLM-L6).",
+)
+@click.option(
+    "--param",
+    "param_pairs",
+    multiple=True,
+    metavar="K=V",
+    help="Runner parameter (repeatable); see `evledger runners`.",
+)
+@click.option(
+    "--repeat",
+    default=2,
+    show_default=True,
+    type=int,
+    help="Measurements in fresh state (>= 2) for the determinism block.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the statement JSON; append nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--key", "key_name", default=None, help="Signing key name (else EVLEDGER_KEY).")
 @click.pass_context
-def run_cmd(ctx: click.Context, runner_name: str, model_path: Path | None,
-            param_pairs: tuple[str, ...], repeat: int, dry_run: bool, as_json: bool,
-            key_name: str | None) -> None:
+def run_cmd(
+    ctx: click.Context,
+    runner_name: str,
+    model_path: Path | None,
+    param_pairs: tuple[str, ...],
+    repeat: int,
+    dry_run: bool,
+    as_json: bool,
+    key_name: str | None,
+) -> None:
     """Run one runner, validate its statement, sign and append it to the ledger."""
     from runners.base import resolve_params
     from runners.model import ModelSource
@@ -147,18 +188,26 @@ def run_cmd(ctx: click.Context, runner_name: str, model_path: Path | None,
     except ValueError as exc:
         raise InputError(f"runner {runner.name} produced an invalid statement: {exc}") from exc
     if dry_run:
-        click.echo(json.dumps(statement, indent=None if as_json else 2, sort_keys=True,
-                              allow_nan=False))
+        click.echo(
+            json.dumps(statement, indent=None if as_json else 2, sort_keys=True, allow_nan=False)
+        )
         return
     assert ledger is not None
     entries = ledger.append([statement], key_name=key_name)
     entry = entries[0]
     if as_json:
-        click.echo(json.dumps({
-            "seq": entry.seq, "digest": entry.digest, "runner": runner.name,
-            "metrics": statement["predicate"]["metrics"],
-            "rate_distortion": statement["predicate"].get("rate_distortion"),
-        }, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {
+                    "seq": entry.seq,
+                    "digest": entry.digest,
+                    "runner": runner.name,
+                    "metrics": statement["predicate"]["metrics"],
+                    "rate_distortion": statement["predicate"].get("rate_distortion"),
+                },
+                sort_keys=True,
+            )
+        )
         return
     _print_summary(statement, entry.seq, entry.digest)
 

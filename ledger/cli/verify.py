@@ -7,14 +7,9 @@ from pathlib import Path
 import click
 
 from ledger.cli.output import emit_json, ledger_from, progress_bar
-from ledger.errors import InputError, VerificationFailed
+from ledger.errors import VerificationFailed
+from ledger.files import MAX_KEY_BYTES, read_regular_file
 from ledger.verify import CODES
-
-
-def _read(path: Path, what: str) -> bytes:
-    if path.is_symlink() or not path.is_file():
-        raise InputError(f"{what} is not a regular file", path=path)
-    return path.read_bytes()
 
 
 @click.command("verify", epilog="Problem codes: " + ", ".join(CODES))
@@ -43,8 +38,11 @@ def verify_cmd(
 ) -> None:
     """Verify every entry: canonical bytes, digests, chain, DSSE signatures, trust at each seq,
     schemas, Merkle root against stored checkpoints. Exit 0 only if all hold."""
-    pinned = [_read(p, "trusted key") for p in trusted]
-    since_text = _read(since, "checkpoint").decode("utf-8", errors="replace") if since else None
+    pinned = [read_regular_file(p, max_bytes=MAX_KEY_BYTES, what="trusted key") for p in trusted]
+    since_text = None
+    if since is not None:
+        kept = read_regular_file(since, max_bytes=MAX_KEY_BYTES, what="checkpoint")
+        since_text = kept.decode("utf-8", errors="replace")
     ledger = ledger_from(ctx)
     with progress_bar("verifying", enabled=not as_json) as update:
         report = ledger.verify(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import ledger.files
 from ledger import checkpoint as notes
 from ledger import merkle
 from ledger.api import Ledger, init_ledger
@@ -172,9 +173,7 @@ def test_symlink_and_oversize_bundles_are_refused(
     link.symlink_to(path)
     with pytest.raises(Exception, match="symlink"):
         import_bundle(sink, link, key_name="bob")
-    import ledger.bundle as bundle_mod
-
-    monkeypatch.setattr(bundle_mod, "MAX_INPUT_BYTES", 10)
+    monkeypatch.setattr(ledger.files, "MAX_INPUT_BYTES", 10)
     with pytest.raises(Exception, match="larger than"):
         import_bundle(sink, path, key_name="bob")
 
