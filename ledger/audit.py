@@ -21,28 +21,12 @@ from typing import Any
 import schemas
 from ledger.chain import Entry
 from ledger.evidence import inner_statement, is_legacy, metrics_of, predicate_of, runner_of
+from ledger.ratedistortion import bound_bits, bound_ratio
 from ledger.reproduce import Tolerance, compare_metrics
 
 REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
-SOURCE_BITS = 16
 #: numeric slack so a ratio equal to the bound is not flagged by float rounding
 BOUND_SLACK = 1e-9
-
-
-def bound_bits(cos: float) -> float:
-    """Fewest bits per weight that reach cosine `cos` for Gaussian weights (inf at |c| ≥ 1)."""
-    c = abs(cos)
-    if c >= 1.0:
-        return math.inf
-    return 0.5 * math.log2(1.0 / (1.0 - c * c))
-
-
-def bound_ratio(cos: float, source_bits: int = SOURCE_BITS) -> float | None:
-    """Largest ratio vs fp16 that can reach `cos` (None: no bound applies)."""
-    bits = bound_bits(cos)
-    if bits == 0.0 or math.isinf(bits):
-        return None
-    return source_bits / bits
 
 
 @dataclass

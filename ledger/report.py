@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,7 @@ from typing import Any
 from ledger.chain import Entry
 from ledger.evidence import fmt_metric, is_compression_claim, is_legacy, metrics_of, runner_of
 from ledger.gate import ClaimResult, GateResult, Policy, evaluate, resolve_policy
-
-SOURCE_BITS = 16
-
-
-def gaussian_bound_ratio(cos: float, source_bits: int = SOURCE_BITS) -> float | None:
-    """Largest ratio vs fp16 that can reach cosine `cos` on Gaussian weights (None: unbounded)."""
-    if not 0.0 < cos < 1.0:
-        return None if cos <= 0.0 else 0.0
-    bits = 0.5 * math.log2(1.0 / (1.0 - cos * cos))
-    return source_bits / bits if bits > 0 else None
+from ledger.ratedistortion import bound_ratio
 
 
 @dataclass
@@ -143,7 +133,7 @@ def build_report(entries: list[Entry], policy: Policy, gate: GateResult | None =
         bound = None
         above = False
         if isinstance(cos, float | int) and not isinstance(cos, bool):
-            bound = gaussian_bound_ratio(float(cos))
+            bound = bound_ratio(float(cos))
             if bound is not None and isinstance(ratio, int | float) and not isinstance(ratio, bool):
                 above = float(ratio) > bound
         reproduced, physics = _reproduced(c, by_digest, repros), ""
@@ -287,7 +277,7 @@ def write_pareto_svg(points: list[ParetoPoint], path: Path) -> Path:
     lo = min([p.cos_min for p in points] + [0.9])
     lo = max(0.0, min(lo - 0.01, 0.9))
     xs = [lo + (0.99995 - lo) * i / 400 for i in range(401)]
-    bound = [gaussian_bound_ratio(x) for x in xs]
+    bound = [bound_ratio(x) for x in xs]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     try:
         ax.plot(
@@ -329,7 +319,6 @@ __all__ = [
     "Report",
     "ReportRow",
     "build_report",
-    "gaussian_bound_ratio",
     "report_for_ledger",
     "to_markdown",
     "write_pareto_svg",

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ledger.errors import InputError
+from ledger.ratedistortion import bound_bits, bound_ratio
 
 if TYPE_CHECKING:
     from runners.model import ModelSource, TensorInfo
@@ -97,7 +98,10 @@ def quantize(w: torch.Tensor, bits: int, group_size: int) -> QuantizedGroups:
 
 
 def dequantize_codes(
-    codes: np.ndarray, scale: torch.Tensor, zero: torch.Tensor, group_size: int,
+    codes: np.ndarray,
+    scale: torch.Tensor,
+    zero: torch.Tensor,
+    group_size: int,
     shape: tuple[int, ...],
 ) -> torch.Tensor:
     """Float32 tensor from codes and fp16 per-group scale/zero."""
@@ -146,7 +150,7 @@ def pack_bits(codes: np.ndarray, bits: int) -> bytes:
     else:
         as_bytes = codes.astype(">u2").view(np.uint8).reshape(-1, 2)
         width = 16
-    bit_matrix = np.unpackbits(as_bytes, axis=1)[:, width - bits:]
+    bit_matrix = np.unpackbits(as_bytes, axis=1)[:, width - bits :]
     return np.packbits(bit_matrix.reshape(-1)).tobytes()
 
 
@@ -166,7 +170,7 @@ def unpack_bits(data: bytes, bits: int, n: int) -> np.ndarray:
     width = 8 if bits <= 8 else 16
     bit_matrix = np.unpackbits(raw)[: n * bits].reshape(n, bits)
     full = np.zeros((n, width), dtype=np.uint8)
-    full[:, width - bits:] = bit_matrix
+    full[:, width - bits :] = bit_matrix
     packed = np.packbits(full, axis=1)
     if width == 8:
         return packed.reshape(-1)
@@ -239,7 +243,7 @@ def scalar_compress(w: torch.Tensor, bits: int, group_size: int, rank: int = 0) 
         b = vh[:r].to(torch.float32)
         parts["residual"] = fp16_bytes(a) + fp16_bytes(b)
         a16 = from_fp16_bytes(parts["residual"][: 2 * out_f * r], (out_f, r))
-        b16 = from_fp16_bytes(parts["residual"][2 * out_f * r:], (r, in_f))
+        b16 = from_fp16_bytes(parts["residual"][2 * out_f * r :], (r, in_f))
         w_hat = w_hat + a16 @ b16
         info["rank"] = r
     return CompressedMatrix(parts, w_hat, info)
@@ -276,26 +280,10 @@ def entropy_bits(symbols: np.ndarray, alphabet: int | None = None) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def gaussian_bound_bits(c: float) -> float:
-    """Fewest bits per weight that reach cosine c for a Gaussian source: 0.5*log2(1/(1-c^2))."""
-    c = abs(c)
-    if c >= 1.0:
-        return math.inf
-    return 0.5 * math.log2(1.0 / (1.0 - c * c))
-
-
-def gaussian_bound_ratio(c: float, source_bits: int = 16) -> float | None:
-    """Largest ratio vs `source_bits` that reaches cosine c (None when unbounded)."""
-    r = gaussian_bound_bits(c)
-    if r == 0.0 or math.isinf(r):
-        return None if r == 0.0 else 0.0
-    return source_bits / r
-
-
 def rate_distortion(cos: float, ratio: float, basis: str = "cos_min") -> dict[str, Any]:
     """The Gaussian rate-distortion reference at the achieved cosine and the efficiency."""
-    bits = gaussian_bound_bits(cos)
-    bound = gaussian_bound_ratio(cos)
+    bits = bound_bits(cos)
+    bound = bound_ratio(cos)
     out: dict[str, Any] = {
         "model": "gaussian",
         "basis": basis,
@@ -325,8 +313,9 @@ def set_activation_provider(fn: ActivationProvider | None) -> None:
     _activation_provider = fn
 
 
-def minilm_linear_inputs(model: ModelSource, samples: int, seed: int
-                         ) -> dict[str, torch.Tensor] | None:
+def minilm_linear_inputs(
+    model: ModelSource, samples: int, seed: int
+) -> dict[str, torch.Tensor] | None:
     """Real inputs of each linear layer from running a BERT folder on the built-in texts."""
     try:
         from runners import minilm
@@ -362,8 +351,9 @@ def _default_activation_provider() -> ActivationProvider | None:
 class Calibration:
     """Calibration inputs X per matrix: seeded Gaussian, or real activations when available."""
 
-    def __init__(self, model: ModelSource | None, kind: str = "gaussian", samples: int = 256,
-                 seed: int = 0):
+    def __init__(
+        self, model: ModelSource | None, kind: str = "gaussian", samples: int = 256, seed: int = 0
+    ):
         """Prepare (lazily) the inputs; `kind` is "gaussian" or "activations"."""
         self.kind = kind
         self.samples = samples
@@ -407,18 +397,20 @@ class Calibration:
         counts: dict[str, int] = {}
         for v in self.sources.values():
             counts[v] = counts.get(v, 0) + 1
-        return {"requested": self.kind, "used": counts, "samples": self.samples,
-                "seed": self.seed}
+        return {"requested": self.kind, "used": counts, "samples": self.samples, "seed": self.seed}
 
     def subjects(self) -> list[dict[str, Any]]:
         """in-toto subjects for the calibration data actually used (and its texts)."""
         kinds = sorted(set(self.sources.values())) or ["gaussian"]
-        out = [{
-            "name": f"calibration/{'+'.join(kinds)}-seed{self.seed}-n{self.samples}",
-            "digest": {"sha256": self._digest.hexdigest()},
-        }]
+        out = [
+            {
+                "name": f"calibration/{'+'.join(kinds)}-seed{self.seed}-n{self.samples}",
+                "digest": {"sha256": self._digest.hexdigest()},
+            }
+        ]
         if "activations" in kinds:
             from runners import texts
+
             out.append(texts.subject())
         return out
 
@@ -442,8 +434,9 @@ class ReconstructionDigest:
         return "sha256:" + self._h.hexdigest()
 
 
-def matrix_row(info: TensorInfo, w: torch.Tensor, cm: CompressedMatrix,
-               x: torch.Tensor | None) -> dict[str, Any]:
+def matrix_row(
+    info: TensorInfo, w: torch.Tensor, cm: CompressedMatrix, x: torch.Tensor | None
+) -> dict[str, Any]:
     """Per-matrix row: shape, bytes by part, ratio, weight cos, output cos, bound."""
     fp16 = 2 * w.numel()
     cos = cosine(w, cm.w_hat)
@@ -461,7 +454,7 @@ def matrix_row(info: TensorInfo, w: torch.Tensor, cm: CompressedMatrix,
     row["cos"] = cos
     if x is not None:
         row["out_cos"] = output_cosine(x, w, cm.w_hat)
-    bound = gaussian_bound_ratio(cos)
+    bound = bound_ratio(cos)
     row["rd_bound_ratio"] = bound
     return row
 
@@ -485,15 +478,16 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float | int | bool]:
         "n_matrices": len(rows),
         "n_params": params,
     }
-    parts = sorted({k for r in rows for k in r if k.startswith("bytes_")} - {
-        "bytes_fp16", "bytes_total"})
+    parts = sorted(
+        {k for r in rows for k in r if k.startswith("bytes_")} - {"bytes_fp16", "bytes_total"}
+    )
     for k in parts:
         out[k] = sum(int(r.get(k, 0)) for r in rows)
     outs = [r["out_cos"] for r in rows if "out_cos" in r]
     if outs:
         out["out_cos"] = min(outs)
         out["out_cos_mean"] = sum(outs) / len(outs)
-    bound = gaussian_bound_ratio(float(out["cos_min"]))
+    bound = bound_ratio(float(out["cos_min"]))
     if bound is not None and bound > 0:
         out["rd_bound_ratio"] = bound
         out["rd_efficiency"] = float(out["ratio_fp16_effective"]) / bound

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from ledger.ratedistortion import bound_bits, bound_ratio
 from runners.measure import (
     cosine,
     dequantize,
     entropy_bits,
-    gaussian_bound_bits,
-    gaussian_bound_ratio,
     output_cosine,
     pack_bits,
     quantize,
@@ -59,10 +58,18 @@ def test_constant_group_is_exact() -> None:
     assert float(q.scale.max()) == 0.0
 
 
-@pytest.mark.parametrize(("n", "bits", "expected"), [
-    (1000, 4, 500), (1000, 8, 1000), (1000, 2, 250), (1000, 3, 375), (7, 3, 3), (5, 12, 8),
-    (1, 1, 1),
-])
+@pytest.mark.parametrize(
+    ("n", "bits", "expected"),
+    [
+        (1000, 4, 500),
+        (1000, 8, 1000),
+        (1000, 2, 250),
+        (1000, 3, 375),
+        (7, 3, 3),
+        (5, 12, 8),
+        (1, 1, 1),
+    ],
+)
 def test_packed_byte_counts_are_exact(n: int, bits: int, expected: int) -> None:
     """ceil(n*bits/8) bytes, and unpacking gives the codes back."""
     rng = np.random.default_rng(n + bits)
@@ -138,10 +145,10 @@ def test_entropy_bits_known() -> None:
 
 def test_gaussian_bound() -> None:
     """R(c) = 0.5*log2(1/(1-c^2)): 5.66x at 0.99, 10.3x at 0.94, unbounded at c = 0."""
-    assert gaussian_bound_ratio(0.99) == pytest.approx(5.66, abs=0.01)
-    assert gaussian_bound_ratio(0.94) == pytest.approx(10.3, abs=0.05)
-    assert gaussian_bound_bits(math.sqrt(0.75)) == pytest.approx(1.0)
-    assert gaussian_bound_ratio(0.0) is None
+    assert bound_ratio(0.99) == pytest.approx(5.66, abs=0.01)
+    assert bound_ratio(0.94) == pytest.approx(10.3, abs=0.05)
+    assert bound_bits(math.sqrt(0.75)) == pytest.approx(1.0)
+    assert bound_ratio(0.0) is None
     rd = rate_distortion(0.99, 4.0)
     assert rd["within_bound"] and rd["efficiency"] == pytest.approx(4.0 / 5.6618, rel=1e-3)
     assert not rate_distortion(0.99, 6.0)["within_bound"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,8 +16,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
+from ledger.audit import audit_ledger
 from ledger.errors import EvledgerError
-from ledger.index import Index
+from ledger.ratedistortion import bound_ratio
 from tui.widgets.diff_table import fit_columns
 
 if TYPE_CHECKING:
@@ -36,17 +36,6 @@ VERDICT_STYLE = {
 MAX_POINTS = 5000
 
 
-def gaussian_bound_ratio(cos: float) -> float:
-    """Highest fp16 compression ratio a Gaussian source allows at cosine `cos`.
-
-    R(c) = ½·log2(1/(1−c²)) bits per weight, so ratio = 16 / R(c).
-    """
-    if not 0 < cos < 1:
-        return math.inf
-    bits = 0.5 * math.log2(1 / (1 - cos * cos))
-    return 16 / bits if bits > 0 else math.inf
-
-
 @dataclass
 class AuditComputed(Message):
     """Audit rows are ready: (claim, seq, ratio, cos, physics, reproductions, verdict)."""
@@ -54,32 +43,6 @@ class AuditComputed(Message):
     rows: list[tuple[str, int | None, str, str, str, str, str]]
     source: str
     error: str = ""
-
-
-def index_rows(index: Index) -> list[tuple[str, int | None, str, str, str, str, str]]:
-    """A preliminary audit from the index alone: physics check and reproduction verdicts."""
-    out = []
-    ratios, coss = index.metrics["ratio_fp16_effective"], index.metrics["cos_min"]
-    for pos in range(len(index)):
-        ratio, cos = ratios[pos], coss[pos]
-        if not isinstance(ratio, int | float) or not isinstance(cos, int | float):
-            continue
-        if index.cols["kind"][pos] == "reproduction":
-            continue
-        bound = gaussian_bound_ratio(float(cos))
-        physics = "implausible" if ratio > bound else "plausible"
-        repros = index.reproductions_of(index.cols["digest"][pos])
-        verdicts = [index.cols["verdict"][r] or "?" for r in repros]
-        if not repros:
-            verdict = "unreproduced"
-        elif all(v == "reproduced" for v in verdicts):
-            verdict = "reproduced"
-        else:
-            verdict = "diverged" if "diverged" in verdicts else verdicts[-1]
-        name = index.cols["runner"][pos] or index.cols["kind"][pos]
-        out.append((name, index.seq[pos], f"{ratio:.3g}", f"{cos:.5g}",
-                    f"{physics} (bound {bound:.3g}x)", str(len(repros)), verdict))
-    return out
 
 
 def module_rows(report: Any) -> list[tuple[str, int | None, str, str, str, str, str]]:
@@ -92,15 +55,17 @@ def module_rows(report: Any) -> list[tuple[str, int | None, str, str, str, str, 
         physics = p.status
         if p.bound_ratio is not None:
             physics += f" (bound {p.bound_ratio:.3g}x)"
-        out.append((
-            str(c.runner or c.kind),
-            c.seq,
-            "" if p.ratio is None else f"{p.ratio:.3g}",
-            "" if p.cos is None else f"{p.cos:.5g}",
-            physics,
-            str(len(c.checks)),
-            audit.verdict_text(c),
-        ))
+        out.append(
+            (
+                str(c.runner or c.kind),
+                c.seq,
+                "" if p.ratio is None else f"{p.ratio:.3g}",
+                "" if p.cos is None else f"{p.cos:.5g}",
+                physics,
+                str(len(c.checks)),
+                audit.verdict_text(c),
+            )
+        )
     return out
 
 
@@ -133,23 +98,13 @@ class AuditScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
     def compute(self) -> None:
-        """`ledger.audit` when present, else a preliminary audit from the index."""
-        app = self.evapp
+        """Audit the ledger off the UI thread (claims, reproductions, physics check)."""
         try:
-            from ledger.audit import audit_ledger
-
-            rows = module_rows(audit_ledger(app.ledger))
-            self.post_message(AuditComputed(rows, "ledger.audit"))
-            return
-        except ImportError:
-            pass
+            rows = module_rows(audit_ledger(self.evapp.ledger))
         except (EvledgerError, ValueError, KeyError, TypeError) as e:
             self.post_message(AuditComputed([], "", str(e)))
             return
-        if app.index is None:
-            self.post_message(AuditComputed([], "", "the index is not loaded yet"))
-            return
-        self.post_message(AuditComputed(index_rows(app.index), "index (preliminary)"))
+        self.post_message(AuditComputed(rows, "ledger.audit"))
 
     @on(AuditComputed)
     def _computed(self, message: AuditComputed) -> None:
@@ -163,9 +118,13 @@ class AuditScreen(Screen[None]):
         fit_columns(table, headers, [[str(c) for c in r] for r in message.rows], max_width=40)
         for name, seq, ratio, cos, physics, repros, verdict in message.rows:
             table.add_row(
-                name, "" if seq is None else str(seq), ratio, cos,
+                name,
+                "" if seq is None else str(seq),
+                ratio,
+                cos,
                 Text(physics, style=VERDICT_STYLE.get(physics.split(" ")[0], "")),
-                repros, Text(verdict, style=VERDICT_STYLE.get(verdict.split(" ")[0], "")),
+                repros,
+                Text(verdict, style=VERDICT_STYLE.get(verdict.split(" ")[0], "")),
                 key=None if seq is None else str(seq),
             )
         implausible = sum(1 for r in message.rows if r[4].startswith("implausible"))
@@ -192,7 +151,7 @@ class AuditScreen(Screen[None]):
                         break
         lo = min([0.9, *xs])
         grid = [lo + (0.9999 - lo) * i / 60 for i in range(61)]
-        bound = [min(gaussian_bound_ratio(c), 64.0) for c in grid]
+        bound = [min(bound_ratio(c) or 64.0, 64.0) for c in grid]
         plt.plot(grid, bound, label="Gaussian bound 16/R(c)", marker="braille")
         if xs:
             plt.scatter(xs, ys, label="entries", marker="●")
