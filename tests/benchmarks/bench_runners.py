@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from runners.measure import gaussian_bound_ratio
+from ledger.ratedistortion import bound_ratio as gaussian_bound_ratio
 from runners.model import ModelSource
 from runners.registry import get_runner, list_runners
 
