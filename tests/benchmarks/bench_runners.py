@@ -8,17 +8,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from ledger.ratedistortion import bound_ratio as gaussian_bound_ratio
+from ledger.ratedistortion import bound_ratio
 from runners.model import ModelSource
 from runners.registry import get_runner, list_runners
-
-MINE = ("static", "pareto", "pq", "proxy", "entropy")
 
 
 def main() -> None:
     """Run each runner once (with `repeat` measurements) and print a table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runners", nargs="*", default=list(MINE))
+    ap.add_argument("runners", nargs="*", default=list_runners())
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     from runners.statement import run_runner
@@ -35,12 +33,16 @@ def main() -> None:
         st = run_runner(get_runner(name), model, {}, repeat=args.repeat)
         wall = time.perf_counter() - t0
         m = st["predicate"]["metrics"]
-        ratio = float(m.get("ratio_fp16_effective", 0.0))
-        cmin = float(m.get("cos_min", 0.0))
-        bound = gaussian_bound_ratio(cmin) if cmin else None
+        delta = float(m["determinism_delta"])
+        if "ratio_fp16_effective" not in m:  # memory: no compression figures
+            print(f"{name:<9} {wall:7.1f} {'-':>7} {'-':>8} {'-':>8} {'-':>9} {'-':>5} "
+                  f"{delta:6.2g}  peak_rss_mb {m.get('peak_rss_mb')}")
+            continue
+        ratio, cmin = float(m["ratio_fp16_effective"]), float(m.get("cos_min", 0.0))
+        bound = bound_ratio(cmin) if cmin else None
         eff = ratio / bound if bound else 0.0
         print(f"{name:<9} {wall:7.1f} {ratio:7.3f} {cmin:8.5f} {float(m.get('out_cos', 0)):8.5f} "
-              f"{(bound or 0):9.3f} {eff:5.2f} {float(m['determinism_delta']):6.2g}")
+              f"{(bound or 0):9.3f} {eff:5.2f} {delta:6.2g}")
         points = [(ratio, cmin)]
         points += [(p["ratio"], p["cos_min"]) for p in st["predicate"].get("frontier", [])]
         for t in best:
@@ -49,7 +51,7 @@ def main() -> None:
                     best[t] = (r, name)
     for t, (r, who) in best.items():
         print(f"best ratio at cos_min >= {t}: {r:.3f}x ({who or 'none'}); "
-              f"Gaussian bound {gaussian_bound_ratio(t):.2f}x")
+              f"Gaussian bound {bound_ratio(t):.2f}x")
 
 
 if __name__ == "__main__":
