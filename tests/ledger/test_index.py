@@ -27,8 +27,7 @@ def test_search_finds_rows_by_any_column_any_case(filled: Ledger) -> None:
     assert index.search("") == [0, 1, 2, 3, 4]
     assert index.search("v43", among=[0, 1, 2]) == [2]
     # a match never spills over into the next row's text
-    last_of_row0 = index.search_text()[0].split("\n")[0][-3:]
-    first_of_row1 = index.search_text()[0].split("\n")[1][:3]
+    last_of_row0, first_of_row1 = index.search_text()[0][-3:], index.search_text()[1][:3]
     assert index.search(last_of_row0 + " " + first_of_row1) == []
 
 
