@@ -328,13 +328,14 @@ class Ledger:
         """Append a key-revoke entry; later signatures by that key are rejected."""
         if not reason.strip():
             raise UsageError("a revocation needs a --reason")
-        matches = [k for k in self.trusted_keys() if k["keyid"].startswith(keyid)]
+        trusted = self.trusted_keys()
+        matches = [k for k in trusted if k["keyid"].startswith(keyid)]
         if len(matches) != 1:
             raise UsageError(
                 f"{'no' if not matches else 'more than one'} trusted key matches {keyid!r}"
             )
         target = matches[0]
-        if len(self.trusted_keys()) == 1:
+        if len(trusted) == 1:
             raise UsageError("refusing to revoke the last trusted key")
         statement = {
             "_type": STATEMENT_TYPE,
