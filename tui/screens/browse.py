@@ -223,25 +223,30 @@ class BrowseScreen(Screen[None]):
         self.entries.cursor = target
 
     # ------------------------------------------------------------ actions
+    def _open_input(self, which: str) -> Input:
+        """Show one input box (state class on the box itself: restyling the whole screen
+        cost ~80 ms per toggle)."""
+        for name in ("search", "filter"):
+            self.query_one(f"#{name}-input", Input).set_class(name == which, "-open")
+        box = self.query_one(f"#{which}-input", Input)
+        box.focus()
+        return box
+
     def action_search(self) -> None:
         """Show the search box."""
-        self.set_class(True, "-searching")
-        self.set_class(False, "-filtering")
-        box = self.query_one("#search-input", Input)
-        box.value = self.search_text
-        box.focus()
+        self._open_input("search").value = self.search_text
 
     def action_filter(self) -> None:
         """Show the filter box."""
-        self.set_class(True, "-filtering")
-        self.set_class(False, "-searching")
-        box = self.query_one("#filter-input", Input)
+        box = self._open_input("filter")
         box.value = " ".join(f"{k}:{v}" for k, v in self.filters.items())
-        box.focus()
+
+    def _inputs_open(self) -> bool:
+        return any(box.has_class("-open") for box in self.query(Input))
 
     def _close_inputs(self) -> None:
-        self.set_class(False, "-searching")
-        self.set_class(False, "-filtering")
+        for box in self.query(Input):
+            box.set_class(False, "-open")
         self.entries.focus()
 
     @on(Input.Submitted, "#search-input")
@@ -257,7 +262,7 @@ class BrowseScreen(Screen[None]):
 
     def action_back(self) -> None:
         """Close an open input box; the ledger screen is the root, so nothing else."""
-        if self.has_class("-searching") or self.has_class("-filtering"):
+        if self._inputs_open():
             self._close_inputs()
 
     def action_next_match(self) -> None:
