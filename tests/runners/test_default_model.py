@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runners.measure import gaussian_bound_ratio
+from ledger.ratedistortion import bound_ratio
 from runners.registry import get_runner
 from runners.statement import run_runner, validate_statement
 
@@ -41,13 +41,13 @@ def test_no_ratio_above_gaussian_bound(statements: dict[str, dict], name: str) -
     """Achieved ratio <= 16/R(c) at the achieved cos_min, overall and per matrix."""
     pred = statements[name]["predicate"]
     m = pred["metrics"]
-    bound = gaussian_bound_ratio(m["cos_min"])
+    bound = bound_ratio(m["cos_min"])
     assert bound is not None and m["ratio_fp16_effective"] <= bound
     assert pred["rate_distortion"]["within_bound"]
     for row in pred["rows"]:
-        b = gaussian_bound_ratio(row["cos"])
+        b = bound_ratio(row["cos"])
         assert b is not None and row["ratio"] <= b, row["name"]
     if name == "pareto":
         for p in pred["frontier"]:
-            b = gaussian_bound_ratio(p["cos_min"])
+            b = bound_ratio(p["cos_min"])
             assert b is None or p["ratio"] <= b
