@@ -453,7 +453,6 @@ def iter_entries(store: Store, rev: str = "HEAD") -> Iterator[Entry]:
         yield parse_entry(raw, entry_path(seq))
 
 
-
 def _finish(report: Report, state: _State) -> None:
     report.root = state.frontier.root().hex()
     report.frontier = [h.hex() for h in state.frontier.hashes()]

@@ -18,15 +18,24 @@ from runners.measure import (
 )
 from runners.model import ModelSource
 
-MATRICES = Param("matrices", "linear",
-                 "which tensors count: linear (2-D weights, no embeddings), ffn, attention, "
-                 "all2d (incl. embeddings) or re:REGEX", "str")
-CALIBRATION = Param("calibration", "activations",
-                    "calibration inputs for output cos: gaussian (seeded) or activations "
-                    "(real model inputs when the model can run; else gaussian)", "str",
-                    choices=("gaussian", "activations"))
-CALIB_SAMPLES = Param("calib_samples", 256, "calibration input rows per matrix", "int",
-                      minimum=8, maximum=65536)
+MATRICES = Param(
+    "matrices",
+    "linear",
+    "which tensors count: linear (2-D weights, no embeddings), ffn, attention, "
+    "all2d (incl. embeddings) or re:REGEX",
+    "str",
+)
+CALIBRATION = Param(
+    "calibration",
+    "activations",
+    "calibration inputs for output cos: gaussian (seeded) or activations "
+    "(real model inputs when the model can run; else gaussian)",
+    "str",
+    choices=("gaussian", "activations"),
+)
+CALIB_SAMPLES = Param(
+    "calib_samples", 256, "calibration input rows per matrix", "int", minimum=8, maximum=65536
+)
 
 
 def bits_param(default: int) -> Param:
@@ -36,8 +45,14 @@ def bits_param(default: int) -> Param:
 
 def group_param(default: int) -> Param:
     """The `group_size` parameter."""
-    return Param("group_size", default, "values per group sharing one fp16 scale and zero",
-                 "int", minimum=1, maximum=1 << 20)
+    return Param(
+        "group_size",
+        default,
+        "values per group sharing one fp16 scale and zero",
+        "int",
+        minimum=1,
+        maximum=1 << 20,
+    )
 
 
 def selected(model: ModelSource, params: dict[str, Any]) -> ModelSource:
@@ -51,17 +66,22 @@ def selected(model: ModelSource, params: dict[str, Any]) -> ModelSource:
 Recode = Callable[[Any, torch.Tensor, CompressedMatrix], tuple[CompressedMatrix, dict[str, Any]]]
 
 
-def scalar_measure(model: ModelSource, params: dict[str, Any], progress: ProgressFn,
-                   rank: int = 0, recode: Recode | None = None,
-                   ) -> tuple[Measurement, list[tuple[Any, CompressedMatrix]]]:
+def scalar_measure(
+    model: ModelSource,
+    params: dict[str, Any],
+    progress: ProgressFn,
+    rank: int = 0,
+    recode: Recode | None = None,
+) -> tuple[Measurement, list[tuple[Any, CompressedMatrix]]]:
     """Group-quantize every counted matrix (optionally re-coding its bytes); rows and summary.
 
     `recode(info, w, cm)` may replace the produced bytes (e.g. entropy-code them) and returns
     the new CompressedMatrix plus extra row fields.
     """
     model = selected(model, params)
-    calib = Calibration(model, params.get("calibration", "activations"),
-                        params.get("calib_samples", 256), seed=0)
+    calib = Calibration(
+        model, params.get("calibration", "activations"), params.get("calib_samples", 256), seed=0
+    )
     digest = ReconstructionDigest()
     rows: list[dict[str, Any]] = []
     kept: list[tuple[Any, CompressedMatrix]] = []

@@ -26,8 +26,10 @@ class EntropyRunner:
 
     name = "entropy"
     version = "1.0.0"
-    description = ("group-wise quantization whose packed codes are entropy-coded with zstd; "
-                   "bytes_entropy vs bytes_fixed_width, Shannon entropy, entropy_gain_ok")
+    description = (
+        "group-wise quantization whose packed codes are entropy-coded with zstd; "
+        "bytes_entropy vs bytes_fixed_width, Shannon entropy, entropy_gain_ok"
+    )
     params = (
         bits_param(4),
         group_param(128),
@@ -37,18 +39,21 @@ class EntropyRunner:
         CALIB_SAMPLES,
     )
 
-    def measure(self, model: ModelSource, params: dict[str, Any],
-                progress: ProgressFn) -> Measurement:
+    def measure(
+        self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
+    ) -> Measurement:
         """Quantize, zstd every matrix's packed codes, verify the round trip, summarize."""
         bits = params["bits"]
-        compressor = zstandard.ZstdCompressor(level=params["level"], write_checksum=False,
-                                              write_content_size=True)
+        compressor = zstandard.ZstdCompressor(
+            level=params["level"], write_checksum=False, write_content_size=True
+        )
         decompressor = zstandard.ZstdDecompressor()
         counts = np.zeros(1 << bits, dtype=np.int64)
         fixed_total = 0
 
-        def recode(info: Any, w: torch.Tensor, cm: CompressedMatrix
-                   ) -> tuple[CompressedMatrix, dict[str, Any]]:
+        def recode(
+            info: Any, w: torch.Tensor, cm: CompressedMatrix
+        ) -> tuple[CompressedMatrix, dict[str, Any]]:
             nonlocal fixed_total
             fixed = cm.parts["codes"]
             coded = compressor.compress(fixed)
@@ -60,8 +65,11 @@ class EntropyRunner:
             fixed_total += len(fixed)
             parts = {"entropy": coded, "scales": cm.parts["scales"], "zeros": cm.parts["zeros"]}
             new = CompressedMatrix(parts, cm.w_hat, cm.info)
-            return new, {"bytes_fixed_width": len(fixed), "shannon_entropy_bits": h,
-                         "bytes_shannon": int(np.ceil(codes.size * h / 8))}
+            return new, {
+                "bytes_fixed_width": len(fixed),
+                "shannon_entropy_bits": h,
+                "bytes_shannon": int(np.ceil(codes.size * h / 8)),
+            }
 
         m, _ = scalar_measure(model, params, progress, recode=recode)
         p = counts[counts > 0] / counts.sum()
@@ -73,8 +81,12 @@ class EntropyRunner:
         fixed_all = fixed_total + metrics["bytes_scales"] + metrics["bytes_zeros"]
         metrics["ratio_fixed_width"] = metrics["bytes_fp16"] / fixed_all
         metrics["entropy_gain"] = fixed_total / metrics["bytes_entropy"]
-        m.extra["coder"] = {"name": "zstandard", "version": zstandard.__version__,
-                            "level": params["level"], "input": "fixed-width packed codes"}
+        m.extra["coder"] = {
+            "name": "zstandard",
+            "version": zstandard.__version__,
+            "level": params["level"],
+            "input": "fixed-width packed codes",
+        }
         return m
 
 

@@ -226,8 +226,9 @@ class ModelSource:
                             meta = header.get(name, {})
                             shape = tuple(int(d) for d in meta.get("shape", []))
                             dtype = str(meta.get("dtype", "?"))
-                            out.append(TensorInfo(name, shape, dtype, p,
-                                                  classify(name, shape, dtype)))
+                            out.append(
+                                TensorInfo(name, shape, dtype, p, classify(name, shape, dtype))
+                            )
                 except InputError:
                     raise
                 except Exception as exc:

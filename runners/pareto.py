@@ -69,8 +69,7 @@ def frontier(options: list[list[Option]], fp16_bytes: int) -> list[dict[str, Any
             continue
         total = sum(o.nbytes for o in chosen)
         cmin = min(o.cos for o in chosen)
-        points[(total, cmin)] = {"bytes_total": total, "ratio": fp16_bytes / total,
-                                 "cos_min": cmin}
+        points[(total, cmin)] = {"bytes_total": total, "ratio": fp16_bytes / total, "cos_min": cmin}
     pts = sorted(points.values(), key=lambda p: (-p["ratio"], -p["cos_min"]))
     out: list[dict[str, Any]] = []
     best_cos = -2.0
@@ -95,23 +94,38 @@ class ParetoRunner:
 
     name = "pareto"
     version = "1.0.0"
-    description = ("per-matrix sweep of bits x group_size (x rank); cross-layer allocation; "
-                   "frontier of ratio vs cos_min; best ratio at cos_min >= 0.99 and >= 0.94")
+    description = (
+        "per-matrix sweep of bits x group_size (x rank); cross-layer allocation; "
+        "frontier of ratio vs cos_min; best ratio at cos_min >= 0.99 and >= 0.94"
+    )
     params = (
         Param("bits_grid", "2,3,4,5,6,8", "comma-separated bits to try (2..8)", "str"),
         Param("group_grid", "32,128", "comma-separated group sizes to try", "str"),
         Param("rank_grid", "0", "comma-separated residual ranks to try (0 = none)", "str"),
-        Param("budget_ratio", 4.0, "byte budget as a ratio vs fp16: maximize cos_min within it",
-              "float", minimum=1.0, maximum=64.0),
-        Param("frontier_points", 48, "most frontier points kept in the statement", "int",
-              minimum=2, maximum=10000),
+        Param(
+            "budget_ratio",
+            4.0,
+            "byte budget as a ratio vs fp16: maximize cos_min within it",
+            "float",
+            minimum=1.0,
+            maximum=64.0,
+        ),
+        Param(
+            "frontier_points",
+            48,
+            "most frontier points kept in the statement",
+            "int",
+            minimum=2,
+            maximum=10000,
+        ),
         MATRICES,
         CALIBRATION,
         CALIB_SAMPLES,
     )
 
-    def measure(self, model: ModelSource, params: dict[str, Any],
-                progress: ProgressFn) -> Measurement:
+    def measure(
+        self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
+    ) -> Measurement:
         """Sweep, build the frontier, then re-compress the chosen allocations and measure them."""
         bits = _int_list(params["bits_grid"], "bits_grid", 2, 8)
         groups = _int_list(params["group_grid"], "group_grid", 1, 1 << 20)
@@ -146,8 +160,14 @@ class ParetoRunner:
             for i, ((info, w), opt) in enumerate(zip(model.iter_matrices(), chosen, strict=True)):
                 cm = scalar_compress(w, opt.bits, opt.group_size, opt.rank)
                 row = matrix_row(info, w, cm, calib.inputs(info))
-                row.update({"bits": opt.bits, "group_size": opt.group_size, "rank": opt.rank,
-                            "calibration": calib.sources[info.name]})
+                row.update(
+                    {
+                        "bits": opt.bits,
+                        "group_size": opt.group_size,
+                        "rank": opt.rank,
+                        "calibration": calib.sources[info.name],
+                    }
+                )
                 for t in TARGETS:
                     pick = picks[t]
                     row[f"config_at_{_key(t)}"] = pick[i].label if pick else None
@@ -175,8 +195,7 @@ class ParetoRunner:
         for t in TARGETS:
             pick = picks[t]
             if pick:
-                rd = rate_distortion(min(o.cos for o in pick),
-                                     fp16 / sum(o.nbytes for o in pick))
+                rd = rate_distortion(min(o.cos for o in pick), fp16 / sum(o.nbytes for o in pick))
                 rd["target"] = t
                 rd_points.append(rd)
         rd_main = dict(rd_points[0]) if rd_points else rate_distortion(0.0, 0.0)
@@ -200,6 +219,7 @@ def _key(t: float) -> str:
 def _cos(a: Any, b: Any) -> float:
     """Weight cosine (imported lazily to keep the module header short)."""
     from runners.measure import cosine
+
     return cosine(a, b)
 
 

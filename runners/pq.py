@@ -31,8 +31,8 @@ def assign(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     ct = centroids.T.contiguous()
     out = torch.empty(x.shape[0], dtype=torch.long)
     for s in range(0, x.shape[0], _CHUNK):
-        d = torch.addmm(c2, x[s:s + _CHUNK], ct, beta=1.0, alpha=-2.0)
-        out[s:s + _CHUNK] = d.argmin(dim=1)
+        d = torch.addmm(c2, x[s : s + _CHUNK], ct, beta=1.0, alpha=-2.0)
+        out[s : s + _CHUNK] = d.argmin(dim=1)
     return out
 
 
@@ -59,8 +59,14 @@ def kmeans(x: torch.Tensor, k: int, iters: int, seed: int) -> torch.Tensor:
     return centroids
 
 
-def pq_compress(w: torch.Tensor, subvector_dim: int, codebook_size: int, iters: int,
-                train_samples: int, seed: int) -> CompressedMatrix:
+def pq_compress(
+    w: torch.Tensor,
+    subvector_dim: int,
+    codebook_size: int,
+    iters: int,
+    train_samples: int,
+    seed: int,
+) -> CompressedMatrix:
     """Product-quantize a matrix: fp16 codebook + packed indices; rebuild from those bytes."""
     out_f, in_f = w.shape
     d = subvector_dim
@@ -87,23 +93,38 @@ class PQRunner:
 
     name = "pq"
     version = "1.0.0"
-    description = ("product quantization: seeded k-means codebooks (fp16) on sub-vectors of "
-                   "each row; ratio from packed indices + codebook bytes")
+    description = (
+        "product quantization: seeded k-means codebooks (fp16) on sub-vectors of "
+        "each row; ratio from packed indices + codebook bytes"
+    )
     params = (
         Param("subvector_dim", 4, "values per sub-vector", "int", minimum=1, maximum=64),
-        Param("codebook_size", 256, "centroids per matrix codebook (2..65536)", "int",
-              minimum=2, maximum=65536),
+        Param(
+            "codebook_size",
+            256,
+            "centroids per matrix codebook (2..65536)",
+            "int",
+            minimum=2,
+            maximum=65536,
+        ),
         Param("iters", 6, "k-means (Lloyd) iterations", "int", minimum=0, maximum=200),
-        Param("train_samples", 8192, "sub-vectors sampled to train each codebook", "int",
-              minimum=16, maximum=1 << 24),
+        Param(
+            "train_samples",
+            8192,
+            "sub-vectors sampled to train each codebook",
+            "int",
+            minimum=16,
+            maximum=1 << 24,
+        ),
         Param("seed", 0, "k-means seed", "int", minimum=0, maximum=2**31 - 1),
         MATRICES,
         CALIBRATION,
         CALIB_SAMPLES,
     )
 
-    def measure(self, model: ModelSource, params: dict[str, Any],
-                progress: ProgressFn) -> Measurement:
+    def measure(
+        self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
+    ) -> Measurement:
         """PQ every counted matrix once and summarize."""
         model = selected(model, params)
         calib = Calibration(model, params["calibration"], params["calib_samples"], seed=0)
@@ -111,8 +132,14 @@ class PQRunner:
         rows: list[dict[str, Any]] = []
         infos = model.matrix_infos()
         for i, (info, w) in enumerate(model.iter_matrices()):
-            cm = pq_compress(w, params["subvector_dim"], params["codebook_size"],
-                             params["iters"], params["train_samples"], params["seed"] + i)
+            cm = pq_compress(
+                w,
+                params["subvector_dim"],
+                params["codebook_size"],
+                params["iters"],
+                params["train_samples"],
+                params["seed"] + i,
+            )
             row = matrix_row(info, w, cm, calib.inputs(info))
             row["calibration"] = calib.sources[info.name]
             row["index_bits"] = cm.info["index_bits"]
@@ -120,8 +147,11 @@ class PQRunner:
             digest.update(cm.w_hat)
             progress(info.name, i + 1, len(infos))
         metrics = summarize(rows)
-        extra = {"subjects": calib.subjects(), "calibration": calib.describe(),
-                 "seeds": {"kmeans": params["seed"]}}
+        extra = {
+            "subjects": calib.subjects(),
+            "calibration": calib.describe(),
+            "seeds": {"kmeans": params["seed"]},
+        }
         return Measurement(metrics, rows, digest.hexdigest(), extra)
 
 

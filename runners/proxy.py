@@ -38,18 +38,22 @@ class ProxyRunner:
 
     name = "proxy"
     version = "1.0.0"
-    description = ("per-matrix weight proxy: cos, effective ratio, bytes breakdown, order-0 "
-                   "code entropy before/after a reversible row-delta transform")
+    description = (
+        "per-matrix weight proxy: cos, effective ratio, bytes breakdown, order-0 "
+        "code entropy before/after a reversible row-delta transform"
+    )
     params = (bits_param(4), group_param(128), MATRICES, CALIBRATION, CALIB_SAMPLES)
 
-    def measure(self, model: ModelSource, params: dict[str, Any],
-                progress: ProgressFn) -> Measurement:
+    def measure(
+        self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
+    ) -> Measurement:
         """Quantize every counted matrix, measure entropies, check the transform inverts."""
         bits = params["bits"]
         totals = {"n": 0, "before": 0.0, "after": 0.0}
 
-        def recode(info: Any, w: torch.Tensor, cm: CompressedMatrix
-                   ) -> tuple[CompressedMatrix, dict[str, Any]]:
+        def recode(
+            info: Any, w: torch.Tensor, cm: CompressedMatrix
+        ) -> tuple[CompressedMatrix, dict[str, Any]]:
             codes = cm.info["q"].codes
             grid = codes.reshape(w.shape[0], -1)
             deltas = delta_encode(grid, bits)
@@ -67,7 +71,8 @@ class ProxyRunner:
         metrics["code_entropy_before"] = totals["before"] / totals["n"]
         metrics["code_entropy_after"] = totals["after"] / totals["n"]
         metrics["transform_gain_ok"] = bool(
-            metrics["code_entropy_after"] < metrics["code_entropy_before"])
+            metrics["code_entropy_after"] < metrics["code_entropy_before"]
+        )
         metrics["bytes_overhead"] = metrics["bytes_scales"] + metrics["bytes_zeros"]
         m.extra["transform"] = {"name": "row-delta mod 2^bits", "reversible": True}
         return m

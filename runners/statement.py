@@ -21,8 +21,16 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_BASE = "https://evledger.dev/predicates"
 MAX_SAFE_INT = 2**53 - 1
 SEED = 0
-RESERVED = {"runner", "params", "metrics", "rows", "determinism", "environment",
-            "rate_distortion", "ledger"}
+RESERVED = {
+    "runner",
+    "params",
+    "metrics",
+    "rows",
+    "determinism",
+    "environment",
+    "rate_distortion",
+    "ledger",
+}
 
 
 def predicate_type(runner_name: str) -> str:
@@ -103,8 +111,14 @@ def environment(threads: int, seeds: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def measure_once(runner: Runner, model: ModelSource, params: dict[str, Any],
-                 progress: ProgressFn, threads: int, seed: int) -> Measurement:
+def measure_once(
+    runner: Runner,
+    model: ModelSource,
+    params: dict[str, Any],
+    progress: ProgressFn,
+    threads: int,
+    seed: int,
+) -> Measurement:
     """One measurement in fresh, seeded, deterministic torch state (settings restored after)."""
     prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
@@ -118,9 +132,15 @@ def measure_once(runner: Runner, model: ModelSource, params: dict[str, Any],
         torch.use_deterministic_algorithms(prev_det)
 
 
-def run_runner(runner: Runner, model: ModelSource, params: dict[str, Any] | None = None,
-               repeat: int = 2, progress: ProgressFn | None = None,
-               threads: int | None = None, seed: int = SEED) -> dict[str, Any]:
+def run_runner(
+    runner: Runner,
+    model: ModelSource,
+    params: dict[str, Any] | None = None,
+    repeat: int = 2,
+    progress: ProgressFn | None = None,
+    threads: int | None = None,
+    seed: int = SEED,
+) -> dict[str, Any]:
     """Measure `repeat` (>= 2) times in fresh state and return the in-toto Statement v1 dict."""
     if repeat < 2:
         raise ValueError("repeat must be >= 2 (determinism needs two measurements)")
@@ -129,8 +149,10 @@ def run_runner(runner: Runner, model: ModelSource, params: dict[str, Any] | None
     threads = threads or default_threads()
     runs: list[Measurement] = []
     for i in range(repeat):
+
         def report(label: str, done: int, total: int, _i: int = i) -> None:
             progress(f"run {_i + 1}/{repeat}: {label}", done, total)
+
         runs.append(measure_once(runner, model, resolved, report, threads, seed))
     first = runs[0]
     det = determinism_block(runs)
@@ -150,7 +172,8 @@ def run_runner(runner: Runner, model: ModelSource, params: dict[str, Any] | None
         predicate["rate_distortion"] = first.extra["rate_distortion"]
     elif "cos_min" in metrics and "ratio_fp16_effective" in metrics:
         predicate["rate_distortion"] = rate_distortion(
-            float(metrics["cos_min"]), float(metrics["ratio_fp16_effective"]))
+            float(metrics["cos_min"]), float(metrics["ratio_fp16_effective"])
+        )
     predicate["model"] = {
         "path": model.requested.name,
         "default": model.is_default,

@@ -21,20 +21,29 @@ class StaticRunner:
 
     name = "static"
     version = "1.0.0"
-    description = ("group-wise asymmetric int2..int8 quantization with fp16 scale/zero and an "
-                   "optional fp16 low-rank residual correction; real packed bytes")
+    description = (
+        "group-wise asymmetric int2..int8 quantization with fp16 scale/zero and an "
+        "optional fp16 low-rank residual correction; real packed bytes"
+    )
     params = (
         bits_param(4),
         group_param(64),
-        Param("rank", 0, "rank of the fp16 SVD residual correction (0 = none)", "int",
-              minimum=0, maximum=4096),
+        Param(
+            "rank",
+            0,
+            "rank of the fp16 SVD residual correction (0 = none)",
+            "int",
+            minimum=0,
+            maximum=4096,
+        ),
         MATRICES,
         CALIBRATION,
         CALIB_SAMPLES,
     )
 
-    def measure(self, model: ModelSource, params: dict[str, Any],
-                progress: ProgressFn) -> Measurement:
+    def measure(
+        self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
+    ) -> Measurement:
         """Quantize every counted matrix once and summarize."""
         m, _ = scalar_measure(model, params, progress, rank=params["rank"])
         return m

@@ -52,9 +52,17 @@ def example_ledger(ledger: Ledger) -> Ledger:
         ledger,
         statement("memory", {"peak_rss_mb": 412.5, "model_mb": 2300.0}),
         statement("static", {"ratio_fp16_effective": 4.69, "out_cos": 0.991, "cos_min": 0.97}),
-        statement("pareto", {"ratio_at_cos_094": 9.6, "feasible_at_cos_094": True,
-                             "ratio_at_cos_099": 5.65, "feasible_at_cos_099": True,
-                             "ratio_fp16_effective": 5.65, "cos_min": 0.99}),
+        statement(
+            "pareto",
+            {
+                "ratio_at_cos_094": 9.6,
+                "feasible_at_cos_094": True,
+                "ratio_at_cos_099": 5.65,
+                "feasible_at_cos_099": True,
+                "ratio_fp16_effective": 5.65,
+                "cos_min": 0.99,
+            },
+        ),
         statement("hessian", {"ratio_fp16_effective": 5.88, "cos_min": 0.985, "out_cos": 0.993}),
         statement("pq", {"ratio_fp16_effective": 8.1, "cos_min": 0.958}),
     )

@@ -61,8 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        cols = ["file", "model_mb", "tensors", "peak_rss_mb", "peak_rss_polled_mb",
-                "baseline_rss_mb", "rss_to_model", "stream_s", "gb_per_s", "pass"]
+        cols = [
+            "file",
+            "model_mb",
+            "tensors",
+            "peak_rss_mb",
+            "peak_rss_polled_mb",
+            "baseline_rss_mb",
+            "rss_to_model",
+            "stream_s",
+            "gb_per_s",
+            "pass",
+        ]
         print(" | ".join(cols))
         print(" | ".join("---" for _ in cols))
         for r in results:

@@ -39,8 +39,13 @@ def statement(i: int) -> dict[str, Any]:
                 "peak_rss_mb": 100.0 + i % 900,
             },
             "rows": [{"name": f"layer.{j}.weight", "cos": 0.99} for j in range(4)],
-            "determinism": {"runs": 2, "delta": 0.0, "deltas": {}, "digests_equal": True,
-                            "reconstruction_digest": "sha256:" + "0" * 64},
+            "determinism": {
+                "runs": 2,
+                "delta": 0.0,
+                "deltas": {},
+                "digests_equal": True,
+                "reconstruction_digest": "sha256:" + "0" * 64,
+            },
             "environment": {"python": "3.11", "threads": 2},
         },
     }
@@ -102,7 +107,13 @@ async def key_latency(root: Path, repeat: int, *, verify: bool) -> dict[str, flo
 
     app = EvledgerApp(root, verify_on_start=verify)
     out: dict[str, list[float]] = {
-        "unbound (harness)": [], "j": [], "G": [], "g": [], "search": [], "n": []}
+        "unbound (harness)": [],
+        "j": [],
+        "G": [],
+        "g": [],
+        "search": [],
+        "n": [],
+    }
     async with app.run_test(size=(120, 40)) as pilot:
         while not (isinstance(app.screen, BrowseScreen) and app.screen.entries.rows):
             await pilot.pause()
@@ -183,14 +194,18 @@ def index_times(root: Path, repeat: int) -> dict[str, float]:
         cached.append(time.perf_counter() - t)
     led = Ledger(root)
     n = led.tip()[0] + 1  # type: ignore[index]
-    led.append_prepared([Prepared(statement(n + k), "evidence", "bench") for k in range(BATCH)],
-                        key_name="bench")
+    led.append_prepared(
+        [Prepared(statement(n + k), "evidence", "bench") for k in range(BATCH)], key_name="bench"
+    )
     t = time.perf_counter()
     index = load_index(store)
     incremental = time.perf_counter() - t
     assert len(index) == n + BATCH
-    return {"uncached": statistics.median(uncached), "cached": statistics.median(cached),
-            "incremental_1000": incremental}
+    return {
+        "uncached": statistics.median(uncached),
+        "cached": statistics.median(cached),
+        "incremental_1000": incremental,
+    }
 
 
 def main() -> None:
@@ -214,24 +229,39 @@ def main() -> None:
         print(f"== {size} entries", flush=True)
         root = build_ledger(work / f"ledger-{size}", size)
         idx = index_times(root, args.repeat)
-        print(f"index load: cached {idx['cached'] * 1000:.0f} ms · uncached "
-              f"{idx['uncached'] * 1000:.0f} ms · +1000 entries incremental "
-              f"{idx['incremental_1000'] * 1000:.0f} ms", flush=True)
-        cold = [asyncio.run(first_screen(root, cached=False, verify=True))
-                for _ in range(max(1, args.repeat // 2))]
-        warm = [asyncio.run(first_screen(root, cached=True, verify=True))
-                for _ in range(args.repeat)]
-        print(f"first screen: cached {statistics.median(warm):.2f} s · uncached "
-              f"{statistics.median(cold):.2f} s (medians)", flush=True)
+        print(
+            f"index load: cached {idx['cached'] * 1000:.0f} ms · uncached "
+            f"{idx['uncached'] * 1000:.0f} ms · +1000 entries incremental "
+            f"{idx['incremental_1000'] * 1000:.0f} ms",
+            flush=True,
+        )
+        cold = [
+            asyncio.run(first_screen(root, cached=False, verify=True))
+            for _ in range(max(1, args.repeat // 2))
+        ]
+        warm = [
+            asyncio.run(first_screen(root, cached=True, verify=True)) for _ in range(args.repeat)
+        ]
+        print(
+            f"first screen: cached {statistics.median(warm):.2f} s · uncached "
+            f"{statistics.median(cold):.2f} s (medians)",
+            flush=True,
+        )
         keys = asyncio.run(key_latency(root, args.repeat, verify=False))
-        print("key latency, Pilot press+pause (idle): " + " · ".join(
-            f"{k} {v * 1000:.0f} ms" for k, v in keys.items()), flush=True)
+        print(
+            "key latency, Pilot press+pause (idle): "
+            + " · ".join(f"{k} {v * 1000:.0f} ms" for k, v in keys.items()),
+            flush=True,
+        )
         for verify in (False, True):
             state = asyncio.run(key_to_state(root, args.repeat * 3, verify=verify))
             running = state.pop("verification still running")
             label = "while verifying" if verify else "idle"
-            print(f"key → cursor moved ({label}{'' if running or not verify else ', finished'}): "
-                  + " · ".join(f"{k} {v * 1000:.1f} ms" for k, v in state.items()), flush=True)
+            print(
+                f"key → cursor moved ({label}{'' if running or not verify else ', finished'}): "
+                + " · ".join(f"{k} {v * 1000:.1f} ms" for k, v in state.items()),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

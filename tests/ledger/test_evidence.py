@@ -17,8 +17,18 @@ from ledger.evidence import (
 
 
 def test_runner_evidence_metrics(ledger: Ledger) -> None:
-    [e] = add(ledger, statement("static", {"cos_min": 0.99, "ratio_fp16_effective": 4.5,
-                                           "bytes_total": "12345678901234567", "name": "x"}))
+    [e] = add(
+        ledger,
+        statement(
+            "static",
+            {
+                "cos_min": 0.99,
+                "ratio_fp16_effective": 4.5,
+                "bytes_total": "12345678901234567",
+                "name": "x",
+            },
+        ),
+    )
     m = metrics_of(e)
     assert m == {"cos_min": 0.99, "ratio_fp16_effective": 4.5, "bytes_total": 12345678901234567}
     assert runner_of(e) == "static" and runner_family(e) == "static"
@@ -43,7 +53,9 @@ def test_legacy_samples_map(ledger: Ledger) -> None:
 def test_v300_mapping() -> None:
     doc = {"compression_results": {"compression_ratio": 30.0, "cosine_similarity": 0.98}}
     assert legacy_metrics("evidence.v300.vajra.v1", doc) == {
-        "ratio_fp16_effective": 30.0, "cos_min": 0.98}
+        "ratio_fp16_effective": 30.0,
+        "cos_min": 0.98,
+    }
 
 
 def test_direction() -> None:

@@ -57,19 +57,27 @@ def test_every_op(ledger: Ledger, op: str, value: float, ok: bool) -> None:
     assert res.go is ok
 
 
-@pytest.mark.parametrize(("op", "value", "ok"), [("==", "true", True), ("!=", "true", False),
-                                                  ("==", "false", False), ("!=", "false", True)])
+@pytest.mark.parametrize(
+    ("op", "value", "ok"),
+    [("==", "true", True), ("!=", "true", False), ("==", "false", False), ("!=", "false", True)],
+)
 def test_boolean_checks(ledger: Ledger, op: str, value: str, ok: bool) -> None:
     add(ledger, statement("entropy", {"entropy_gain_ok": True}))
-    policy = parse_policy(one_claim(
-        f'{{ metric = "entropy_gain_ok", op = "{op}", value = {value} }}', 'runner = "entropy"'))
+    policy = parse_policy(
+        one_claim(
+            f'{{ metric = "entropy_gain_ok", op = "{op}", value = {value} }}', 'runner = "entropy"'
+        )
+    )
     assert evaluate(policy, ledger.entries()).claim("C").state == ("pass" if ok else "fail")
 
 
 def test_type_mismatch_and_absent_metric_fail(ledger: Ledger) -> None:
     add(ledger, statement("static", {"out_cos": 0.99, "go": True}))
-    policy = parse_policy(one_claim(
-        '{ metric = "go", op = ">=", value = 1 }, { metric = "cos_min", op = ">=", value = 0.9 }'))
+    policy = parse_policy(
+        one_claim(
+            '{ metric = "go", op = ">=", value = 1 }, { metric = "cos_min", op = ">=", value = 0.9 }'
+        )
+    )
     claim = evaluate(policy, ledger.entries()).claim("C")
     assert claim.state == "fail"
     assert [c.reason for c in claim.checks] == ["observed is not a number", "metric absent"]
@@ -82,7 +90,8 @@ def test_missing_evidence_required_and_optional(ledger: Ledger) -> None:
     assert res.claim("C").state == "missing" and not res.go
     assert res.claim("C").source is None and "no evidence" in res.claim("C").reasons()[0]
     res = evaluate(
-        parse_policy(one_claim(check, 'runner = "memory"', required=False)), ledger.entries())
+        parse_policy(one_claim(check, 'runner = "memory"', required=False)), ledger.entries()
+    )
     assert res.claim("C").state == "missing" and res.go
 
 
@@ -110,19 +119,29 @@ def test_latest_vs_best_and_source(ledger: Ledger) -> None:
 
 def test_where_unmet_falls_back_with_note(ledger: Ledger) -> None:
     add(ledger, statement("static", {"ratio_fp16_effective": 8.0, "cos_min": 0.9}))
-    sel = ('runner = "static", select = "best", by = "ratio_fp16_effective", '
-           'where = [{ metric = "cos_min", op = ">=", value = 0.99 }]')
-    claim = evaluate(parse_policy(one_claim(
-        '{ metric = "cos_min", op = ">=", value = 0.99 }', sel)), ledger.entries()).claim("C")
+    sel = (
+        'runner = "static", select = "best", by = "ratio_fp16_effective", '
+        'where = [{ metric = "cos_min", op = ">=", value = 0.99 }]'
+    )
+    claim = evaluate(
+        parse_policy(one_claim('{ metric = "cos_min", op = ">=", value = 0.99 }', sel)),
+        ledger.entries(),
+    ).claim("C")
     assert claim.state == "fail" and "no evidence meets" in claim.note
 
 
 def test_subject_and_predicate_type_selectors(ledger: Ledger) -> None:
-    add(ledger, statement("static", {"out_cos": 0.999}, subject=("a", "11" * 32)),
-        statement("static", {"out_cos": 0.5}, subject=("b", "22" * 32)))
+    add(
+        ledger,
+        statement("static", {"out_cos": 0.999}, subject=("a", "11" * 32)),
+        statement("static", {"out_cos": 0.5}, subject=("b", "22" * 32)),
+    )
     check = '{ metric = "out_cos", op = ">=", value = 0.99 }'
-    sel = 'predicate_type = "https://evledger.dev/predicates/static/v1", subject = "sha256:' + (
-        "11" * 32) + '"'
+    sel = (
+        'predicate_type = "https://evledger.dev/predicates/static/v1", subject = "sha256:'
+        + ("11" * 32)
+        + '"'
+    )
     assert evaluate(parse_policy(one_claim(check, sel)), ledger.entries()).go
     assert not evaluate(parse_policy(one_claim(check)), ledger.entries()).go
 
@@ -136,8 +155,10 @@ BAD = {
     ),
     "missing value": (one_claim('{ metric = "cos_min", op = ">=" }'), "missing field 'value'"),
     "bad predicate type": (
-        one_claim('{ metric = "cos_min", op = ">=", value = 1 }',
-                  'predicate_type = "https://evledger.dev/predicates/nope/v1"'),
+        one_claim(
+            '{ metric = "cos_min", op = ">=", value = 1 }',
+            'predicate_type = "https://evledger.dev/predicates/nope/v1"',
+        ),
         "bad predicate type",
     ),
     "not a uri": (
@@ -153,10 +174,13 @@ BAD = {
         "strings are never evaluated",
     ),
     "bool ordering": (
-        one_claim('{ metric = "go", op = ">", value = true }'), "cannot compare a boolean"),
+        one_claim('{ metric = "go", op = ">", value = true }'),
+        "cannot compare a boolean",
+    ),
     "best without by": (
-        one_claim('{ metric = "cos_min", op = ">=", value = 1 }',
-                  'runner = "static", select = "best"'),
+        one_claim(
+            '{ metric = "cos_min", op = ">=", value = 1 }', 'runner = "static", select = "best"'
+        ),
         "needs 'by'",
     ),
     "no claims": (HEAD + "claims = []\n", "non-empty list"),
@@ -197,9 +221,17 @@ def test_packaged_policies_valid_and_copied_by_init(ledger: Ledger) -> None:
 def test_v37_is_no_go_because_of_ffn_sota(ledger: Ledger) -> None:
     res = evaluate_ledger(example_ledger(ledger))
     states = {c.id: c.state for c in res.claims}
-    assert states == {"V80": "pass", "V38": "pass", "V39-0.94": "pass", "V39-0.99": "pass",
-                      "V42": "pass", "V43": "pass", "TNSEC": "pass", "FFN_SOTA": "fail",
-                      "V36": "pass"}
+    assert states == {
+        "V80": "pass",
+        "V38": "pass",
+        "V39-0.94": "pass",
+        "V39-0.99": "pass",
+        "V42": "pass",
+        "V43": "pass",
+        "TNSEC": "pass",
+        "FFN_SOTA": "fail",
+        "V36": "pass",
+    }
     assert not res.go and res.to_json()["blocking"] == ["FFN_SOTA"]
     ffn = res.claim("FFN_SOTA")
     assert ffn.source is not None and ffn.source.runner == "pareto"

@@ -25,22 +25,27 @@ def test_runners_json_lists_params() -> None:
 
 def test_run_dry_run_prints_statement(tiny_model: Path) -> None:
     """--dry-run prints a valid statement and needs no ledger."""
-    res = CliRunner().invoke(cli, ["run", "static", "--model", str(tiny_model), "--param",
-                                   "bits=8", "--dry-run", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        ["run", "static", "--model", str(tiny_model), "--param", "bits=8", "--dry-run", "--json"],
+    )
     assert res.exit_code == 0, res.output
     st = json.loads(res.output)
     assert st["predicate"]["params"]["bits"] == 8
     assert st["predicate"]["determinism"]["delta"] == 0
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "static", "--param", "bits=99", "--dry-run"],
-    ["run", "static", "--param", "nope=1", "--dry-run"],
-    ["run", "static", "--param", "bits", "--dry-run"],
-    ["run", "nosuch", "--dry-run"],
-    ["run", "static", "--repeat", "1", "--dry-run"],
-    ["run", "static", "--model", "/nonexistent/model.safetensors", "--dry-run"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "static", "--param", "bits=99", "--dry-run"],
+        ["run", "static", "--param", "nope=1", "--dry-run"],
+        ["run", "static", "--param", "bits", "--dry-run"],
+        ["run", "nosuch", "--dry-run"],
+        ["run", "static", "--repeat", "1", "--dry-run"],
+        ["run", "static", "--model", "/nonexistent/model.safetensors", "--dry-run"],
+    ],
+)
 def test_run_bad_usage_exits_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """Bad params, runner, repeat or model: exit 2 with one line on stderr."""
     with pytest.raises(SystemExit) as exc:
@@ -50,16 +55,19 @@ def test_run_bad_usage_exits_2(args: list[str], capsys: pytest.CaptureFixture[st
     assert len(err) == 1 and err[0].startswith("evledger: ")
 
 
-def test_run_appends_to_a_ledger(tiny_model: Path, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_appends_to_a_ledger(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without --dry-run the statement is signed and appended; verify passes."""
     from ledger.api import init_ledger, open_ledger
 
     monkeypatch.setenv("EVLEDGER_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("EVLEDGER_KEY", raising=False)
     init_ledger(tmp_path / "led", key_name="alice")
-    res = CliRunner().invoke(cli, ["--ledger", str(tmp_path / "led"), "run", "proxy",
-                                   "--model", str(tiny_model), "--json"])
+    res = CliRunner().invoke(
+        cli,
+        ["--ledger", str(tmp_path / "led"), "run", "proxy", "--model", str(tiny_model), "--json"],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["seq"] == 1 and out["digest"].startswith("sha256:")

@@ -77,8 +77,9 @@ def test_model_source_folder_and_shards(tmp_path: Path) -> None:
 
     save_file({"a.weight": torch.randn(8, 8)}, str(tmp_path / "m-1.safetensors"))
     save_file({"b.weight": torch.randn(8, 8)}, str(tmp_path / "m-2.safetensors"))
-    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(
-        {"weight_map": {"a.weight": "m-1.safetensors", "b.weight": "m-2.safetensors"}}))
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a.weight": "m-1.safetensors", "b.weight": "m-2.safetensors"}})
+    )
     m = ModelSource(tmp_path)
     assert [f.name for f in m.files()] == ["m-1.safetensors", "m-2.safetensors"]
     assert [t.name for t in m.matrix_infos()] == ["a.weight", "b.weight"]
@@ -155,8 +156,9 @@ def test_runner_end_to_end_on_tiny_model(tiny_model: Path, name: str) -> None:
     runner = get_runner(name)
     model = ModelSource(tiny_model)
     seen: list[tuple[str, int, int]] = []
-    st = run_runner(runner, model, FAST[name], repeat=2,
-                    progress=lambda label, d, t: seen.append((label, d, t)))
+    st = run_runner(
+        runner, model, FAST[name], repeat=2, progress=lambda label, d, t: seen.append((label, d, t))
+    )
     validate_statement(st)
     json.dumps(st, allow_nan=False)
     assert st["_type"] == "https://in-toto.io/Statement/v1"
@@ -196,8 +198,9 @@ def test_entropy_gain_on_peaked_codes(tmp_path: Path) -> None:
     w = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
     p = tmp_path / "g.safetensors"
     save_file({"l.weight": w}, str(p))
-    st = run_runner(get_runner("entropy"), ModelSource(p),
-                    {"bits": 4, "group_size": 256, "level": 19})
+    st = run_runner(
+        get_runner("entropy"), ModelSource(p), {"bits": 4, "group_size": 256, "level": 19}
+    )
     m = st["predicate"]["metrics"]
     assert m["entropy_gain_ok"] is True
     assert m["bytes_entropy"] < m["bytes_fixed_width"] == 256 * 256 // 2

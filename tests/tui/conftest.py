@@ -34,7 +34,10 @@ LEGACY_SAMPLES = sorted(_LEGACY.glob("*.json"))
 def stub_runner_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hand-made runner statements validate against a permissive stub schema."""
     real_path, real_valid, real_errors = (
-        schemas.predicate_schema_path, schemas.is_valid, schemas.errors)
+        schemas.predicate_schema_path,
+        schemas.is_valid,
+        schemas.errors,
+    )
     test_types = {schemas.predicate_type(n) for n in TEST_RUNNERS}
 
     def path(ptype: str) -> str | None:
@@ -67,7 +70,8 @@ def write_fixed_key(home: Path, name: str = "alice", seed: bytes = FIXED_KEY) ->
     folder = home / "keys"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     (folder / f"{name}.key").write_bytes(pem)
@@ -98,8 +102,11 @@ def runner_statement(
             "metrics": metrics,
             "rows": rows or [],
             "determinism": {
-                "runs": 2, "delta": 0.0, "deltas": dict.fromkeys(metrics, 0.0),
-                "reconstruction_digest": "sha256:" + "cd" * 32, "digests_equal": True,
+                "runs": 2,
+                "delta": 0.0,
+                "deltas": dict.fromkeys(metrics, 0.0),
+                "reconstruction_digest": "sha256:" + "cd" * 32,
+                "digests_equal": True,
             },
             "environment": {"python": "3.11.9", "torch": "2.4.0", "threads": threads},
         },
@@ -110,17 +117,28 @@ def reproduction_statement(claim_seq: int, claim_digest: str, verdict: str) -> d
     """A hand-made reproduction of `claim_seq`."""
     st = runner_statement("reproduction", {"bits": 4, "group_size": 64}, dict(STATIC_4BIT))
     st["predicate"]["runner"] = {"name": "static", "version": "1.0.0"}
-    st["predicate"].update({
-        "claim": {"seq": claim_seq, "digest": claim_digest,
-                  "predicate_type": schemas.predicate_type("static")},
-        "deltas": {k: {"claim": v, "reproduced": v, "delta": 0.0} for k, v in STATIC_4BIT.items()},
-        "verdict": verdict,
-    })
+    st["predicate"].update(
+        {
+            "claim": {
+                "seq": claim_seq,
+                "digest": claim_digest,
+                "predicate_type": schemas.predicate_type("static"),
+            },
+            "deltas": {
+                k: {"claim": v, "reproduced": v, "delta": 0.0} for k, v in STATIC_4BIT.items()
+            },
+            "verdict": verdict,
+        }
+    )
     return st
 
 
-STATIC_4BIT = {"ratio_fp16_effective": 3.9, "cos_min": 0.995, "out_cos": 0.998,
-               "determinism_delta": 0.0}
+STATIC_4BIT = {
+    "ratio_fp16_effective": 3.9,
+    "cos_min": 0.995,
+    "out_cos": 0.998,
+    "determinism_delta": 0.0,
+}
 
 
 def rows(cos: float) -> list[dict[str, Any]]:
@@ -135,16 +153,26 @@ def fill_review_ledger(led: Ledger) -> None:
     """Genesis + 2 legacy samples + runner evidence + a reproduction (seq 0..8)."""
     led.append_files(LEGACY_SAMPLES, key_name="alice")  # seq 1, 2
     prepared = [
-        runner_statement("static", {"bits": 4, "group_size": 64}, dict(STATIC_4BIT),
-                         rows=rows(0.995)),
-        runner_statement("static", {"bits": 3, "group_size": 64},
-                         {"ratio_fp16_effective": 5.1, "cos_min": 0.985, "out_cos": 0.99,
-                          "determinism_delta": 0.0}, rows=rows(0.985), threads=4),
-        runner_statement("pareto", {"points": 12},
-                         {"ratio_fp16_effective": 5.5, "cos_min": 0.99}),
+        runner_statement(
+            "static", {"bits": 4, "group_size": 64}, dict(STATIC_4BIT), rows=rows(0.995)
+        ),
+        runner_statement(
+            "static",
+            {"bits": 3, "group_size": 64},
+            {
+                "ratio_fp16_effective": 5.1,
+                "cos_min": 0.985,
+                "out_cos": 0.99,
+                "determinism_delta": 0.0,
+            },
+            rows=rows(0.985),
+            threads=4,
+        ),
+        runner_statement("pareto", {"points": 12}, {"ratio_fp16_effective": 5.5, "cos_min": 0.99}),
         runner_statement("memory", {"stream": True}, {"peak_rss_mb": 512.5}),
-        runner_statement("static", {"bits": 2, "group_size": 32},
-                         {"ratio_fp16_effective": 30.0, "cos_min": 0.99}),
+        runner_statement(
+            "static", {"bits": 2, "group_size": 32}, {"ratio_fp16_effective": 30.0, "cos_min": 0.99}
+        ),
     ]
     led.append_prepared([Prepared(s, "evidence", "test") for s in prepared], key_name="alice")
     claim = next(e for e in led.entries() if e.seq == 3)

@@ -36,8 +36,9 @@ class EntryLoaded(Message):
     checkpoint: dict[str, Any] = field(default_factory=dict)
 
 
-def inclusion_status(digests: list[str], seq: int, root_hex: str | None,
-                     checkpoints: list[tuple[int, str]]) -> str:
+def inclusion_status(
+    digests: list[str], seq: int, root_hex: str | None, checkpoints: list[tuple[int, str]]
+) -> str:
     """Merkle inclusion of entry `seq`: against the verified root and the newest checkpoint."""
     leaves = [merkle.leaf_hash(digest_bytes(d)) for d in digests]
     lines = []
@@ -45,8 +46,10 @@ def inclusion_status(digests: list[str], seq: int, root_hex: str | None,
         try:
             proof = merkle.inclusion_proof(leaves, seq)
             merkle.verify_inclusion(leaves[seq], seq, len(leaves), proof, bytes.fromhex(root_hex))
-            lines.append(f"✓ included in the verified tree of {len(leaves)} entries "
-                         f"(proof of {len(proof)} hashes)")
+            lines.append(
+                f"✓ included in the verified tree of {len(leaves)} entries "
+                f"(proof of {len(proof)} hashes)"
+            )
         except (merkle.ProofError, IndexError, ValueError) as e:
             lines.append(f"✗ not included in the verified tree: {e}")
     else:
@@ -161,8 +164,7 @@ class EntryScreen(Screen[None]):
         report = app.report
         pred = entry.predicate if isinstance(entry.statement, dict) else {}
         summary = [
-            f"[b]seq[/b] {entry.seq}   [b]kind[/b] {entry.kind}   "
-            f"[b]time[/b] {escape(entry.time)}",
+            f"[b]seq[/b] {entry.seq}   [b]kind[/b] {entry.kind}   [b]time[/b] {escape(entry.time)}",
             f"[b]predicate[/b] {escape(entry.predicate_type)}",
             f"[b]digest[/b] {entry.digest}",
             f"[b]prev[/b]   {entry.prev or '(none: genesis)'}",
@@ -199,8 +201,11 @@ class EntryScreen(Screen[None]):
         self.query_one("#entry-signature", Static).update("\n".join(sig_lines))
 
         chain = ["[b]Chain and Merkle[/b]"]
-        chain_problems = [p for p in problems
-                          if p.split(":")[0] in ("chain-break", "out-of-order", "binding-mismatch")]
+        chain_problems = [
+            p
+            for p in problems
+            if p.split(":")[0] in ("chain-break", "out-of-order", "binding-mismatch")
+        ]
         if report is None:
             chain.append("· chain not checked yet")
         elif chain_problems:
@@ -236,8 +241,14 @@ class EntryScreen(Screen[None]):
         if index is not None:
             for pos in index.reproductions_of(entry.digest):
                 row = index.row(pos)
-                repro.add_row(str(row.seq), row.runner, row.verdict or "?",
-                              app.status.get(row.seq, "····"), row.digest[:23], key=str(row.seq))
+                repro.add_row(
+                    str(row.seq),
+                    row.runner,
+                    row.verdict or "?",
+                    app.status.get(row.seq, "····"),
+                    row.digest[:23],
+                    key=str(row.seq),
+                )
         if repro.row_count == 0:
             repro.add_row("", "(none)", "", "", "")
 

@@ -102,9 +102,7 @@ class VerifyScreen(Screen[None]):
                 if yes:
                     self.evapp.verify_ledger()
 
-            self.app.push_screen(
-                ConfirmScreen(f"Verify all {len(index)} entries again?"), answer
-            )
+            self.app.push_screen(ConfirmScreen(f"Verify all {len(index)} entries again?"), answer)
             return
         self.evapp.verify_ledger()
 

@@ -19,11 +19,26 @@ from tui.messages import EntryMarked, EntrySelected
 #: status columns: (header letter, problem codes that make it bad)
 MARK_COLUMNS: tuple[tuple[str, frozenset[str]], ...] = (
     ("S", frozenset({"bad-signature", "unverifiable-signature"})),
-    ("C", frozenset({"chain-break", "out-of-order", "missing-entry", "binding-mismatch",
-                     "checkpoint-mismatch", "not-append-only"})),
+    (
+        "C",
+        frozenset(
+            {
+                "chain-break",
+                "out-of-order",
+                "missing-entry",
+                "binding-mismatch",
+                "checkpoint-mismatch",
+                "not-append-only",
+            }
+        ),
+    ),
     ("J", frozenset({"schema", "bad-entry", "not-canonical"})),
-    ("T", frozenset({"untrusted-key", "revoked-key", "bad-trust-entry", "no-genesis",
-                     "genesis-mismatch"})),
+    (
+        "T",
+        frozenset(
+            {"untrusted-key", "revoked-key", "bad-trust-entry", "no-genesis", "genesis-mismatch"}
+        ),
+    ),
 )
 PENDING, GOOD, BAD, UNSURE = "·", "✓", "✗", "?"
 
