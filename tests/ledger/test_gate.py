@@ -75,7 +75,8 @@ def test_type_mismatch_and_absent_metric_fail(ledger: Ledger) -> None:
     add(ledger, statement("static", {"out_cos": 0.99, "go": True}))
     policy = parse_policy(
         one_claim(
-            '{ metric = "go", op = ">=", value = 1 }, { metric = "cos_min", op = ">=", value = 0.9 }'
+            '{ metric = "go", op = ">=", value = 1 }, '
+            '{ metric = "cos_min", op = ">=", value = 0.9 }'
         )
     )
     claim = evaluate(policy, ledger.entries()).claim("C")
