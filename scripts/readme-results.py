@@ -1,4 +1,5 @@
-"""Regenerate the README's results section from the example ledger at the project root.
+"""Regenerate the README's results section (and docs/REPORT.md with its Pareto plot) from
+the example ledger at the project root.
 
 Usage: .venv/bin/python scripts/readme-results.py   (tests/test_example_ledger.py checks it)
 """
@@ -25,7 +26,9 @@ def readme_section(readme: str) -> str:
 
 
 def main() -> None:
-    """Rewrite the section in place."""
+    """Rewrite docs/REPORT.md and the README section in place."""
+    cmd = [sys.executable, "-m", "ledger", "--ledger", str(ROOT), "report", "--md"]
+    subprocess.run([*cmd, "-o", str(ROOT / "docs" / "REPORT.md")], check=True)
     path = ROOT / "README.md"
     text = path.read_text()
     head, rest = text.split(START, 1)
