@@ -21,6 +21,7 @@ from ledger.chain import Entry
 from ledger.envelope import STATEMENT_TYPE
 from ledger.errors import InputError, UsageError
 from ledger.evidence import inner_statement
+from ledger.verify import Report as VerifyReport
 
 REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
 
@@ -248,6 +249,49 @@ def rerun_claim(
     # plain JSON types only (e.g. torch.__version__ is a str subclass validators reject)
     plain: dict[str, Any] = orjson.loads(orjson.dumps(statement))
     return plain
+
+
+def recheck_claims(
+    ledger: Ledger,
+    report: VerifyReport,
+    *,
+    model_path: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """`verify --reproduce`: re-run every runner claim (appending nothing); a claim that
+    diverges is a `not-reproduced` problem, one that cannot be re-run here (another runner
+    version, its model file missing) is listed as skipped with the reason."""
+    from runners.registry import get_runner
+
+    claims = [e for e in ledger.entries() if e.kind == "evidence" and e.predicate.get("runner")]
+    done, skipped = 0, []
+    for entry in claims:
+        if progress:
+            progress(f"re-running seq {entry.seq}", done, len(claims))
+        made_with = entry.predicate["runner"]
+        try:
+            current = get_runner(str(made_with.get("name"))).version
+        except (UsageError, ValueError) as e:
+            skipped.append({"seq": entry.seq, "reason": str(e)})
+            continue
+        if made_with.get("version") != current:
+            reason = f"made with {made_with.get('name')} {made_with.get('version')}; "
+            skipped.append({"seq": entry.seq, "reason": reason + f"this evledger runs {current}"})
+            continue
+        try:
+            rerun = rerun_claim(entry, model_path=model_path)
+        except (UsageError, InputError) as e:
+            skipped.append({"seq": entry.seq, "reason": str(e)})
+            continue
+        _, deltas, changes, verdict = build_reproduction(entry, rerun)
+        done += 1
+        if verdict != "reproduced":
+            off = [
+                f"{m} {d['claim']} → {d['reproduced']}" for m, d in deltas.items() if not d["ok"]
+            ]
+            off += [f"param {k} changed" for k in changes]
+            report.add(entry.seq, "not-reproduced", "; ".join(off) or "diverged")
+    report.reproduced = {"claims": len(claims), "rerun": done, "skipped": skipped}
 
 
 def reproduce(

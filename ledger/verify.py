@@ -48,6 +48,7 @@ CODES = {
     "checkpoint-mismatch": "a stored checkpoint's tree does not match the entries",
     "bad-checkpoint": "a checkpoint note is malformed or its signature does not verify",
     "not-append-only": "the ledger is not an extension of the checkpoint the reviewer kept",
+    "not-reproduced": "re-running the claim's runner gave other figures (verify --reproduce)",
 }
 
 
@@ -72,6 +73,7 @@ class Report:
     trust_anchor: str = "ledger genesis (unpinned)"
     checkpoints: int = 0
     since: dict[str, Any] | None = None
+    reproduced: dict[str, Any] | None = None
     verified_entries: int = 0
     digests: list[str] = field(default_factory=list, repr=False)
     frontier: list[str] = field(default_factory=list, repr=False)
@@ -98,6 +100,7 @@ class Report:
             "trusted_keys": self.trusted_keys,
             "checkpoints": self.checkpoints,
             "since": self.since,
+            "reproduced": self.reproduced,
             "problems": [asdict(p) for p in self.problems],
         }
 

@@ -283,7 +283,8 @@ class MemoryRunner:
     """Peak RSS of streaming inference over a memory-mapped safetensors file, vs its size."""
 
     name = "memory"
-    version = "1.1.0"  # 1.1: polled RSS moved from metrics to cross_check
+    version = "1.2.0"  # 1.1: polled RSS -> cross_check; 1.2: RSS spread kept out of delta
+    physical_metrics = frozenset({"peak_rss_mb", "baseline_rss_mb", "rss_to_model_ratio"})
     description = (
         "streaming inference layer by layer from a memory-mapped safetensors file in a child "
         "process (one tensor mapped at a time); child peak RSS vs model file size"
@@ -373,9 +374,9 @@ class MemoryRunner:
             "inference": "generic linear chain (see runner description), numpy float32",
         }
         extra["determinism_note"] = (
-            "peak_rss_mb and baseline_rss_mb are physical measurements and "
-            "vary slightly run to run (so determinism.delta is small, not 0); the reconstruction "
-            "digest of the final activations must not vary; wall times are kept under timing"
+            "peak_rss_mb, baseline_rss_mb and rss_to_model_ratio are physical measurements: "
+            "their run-to-run spread is determinism.physical_spread, not part of "
+            "determinism.delta; the digest of the final activations must not vary"
         )
         return Measurement(metrics, rows, rep["digest"], extra)
 

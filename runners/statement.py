@@ -75,8 +75,14 @@ def _numeric(v: Any) -> float | None:
     return None
 
 
-def determinism_block(runs: list[Measurement]) -> dict[str, Any]:
-    """max |Δ| over numeric metrics across runs, per-metric deltas, digests equal or not."""
+def determinism_block(
+    runs: list[Measurement], physical: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """max |Δ| over numeric metrics across runs, per-metric deltas, digests equal or not.
+
+    `physical` metrics (peak RSS and the like) vary with the machine's state by nature: their
+    spread is reported apart and left out of `delta`, which is about the method's results.
+    """
     deltas: dict[str, float] = {}
     first = runs[0].metrics
     for key in first:
@@ -87,13 +93,17 @@ def determinism_block(runs: list[Measurement]) -> dict[str, Any]:
         deltas[key] = max(nums) - min(nums)
     digests = [r.reconstruction_digest for r in runs]
     keys_equal = all(set(r.metrics) == set(first) for r in runs)
-    return {
+    logical = {k: v for k, v in deltas.items() if k not in physical}
+    block: dict[str, Any] = {
         "runs": len(runs),
-        "delta": max(deltas.values(), default=0.0),
-        "deltas": deltas,
+        "delta": max(logical.values(), default=0.0),
+        "deltas": logical,
         "reconstruction_digest": digests[0],
         "digests_equal": all(d == digests[0] for d in digests) and keys_equal,
     }
+    if spread := {k: v for k, v in deltas.items() if k in physical}:
+        block["physical_spread"] = spread
+    return block
 
 
 def environment(threads: int, seeds: dict[str, int]) -> dict[str, Any]:
@@ -155,7 +165,8 @@ def run_runner(
 
         runs.append(measure_once(runner, model, resolved, report, threads, seed))
     first = runs[0]
-    det = determinism_block(runs)
+    # a runner may name `physical_metrics` (e.g. peak RSS) whose spread is not non-determinism
+    det = determinism_block(runs, getattr(runner, "physical_metrics", frozenset()))
     metrics = dict(first.metrics)
     metrics["determinism_delta"] = det["delta"]
     subjects = [{"name": f.name, "digest": {"sha256": f.sha256}} for f in model.files()]

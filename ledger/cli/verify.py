@@ -27,6 +27,17 @@ from ledger.verify import CODES
     type=click.Path(path_type=Path, dir_okay=False),
     help="A checkpoint note kept earlier: prove the ledger only grew since.",
 )
+@click.option(
+    "--reproduce",
+    is_flag=True,
+    help="Also re-run every runner claim here (appending nothing) and compare its figures.",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --reproduce: the model file for claims not made on the default model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
 @click.pass_context
 def verify_cmd(
@@ -34,6 +45,8 @@ def verify_cmd(
     trusted: tuple[Path, ...],
     genesis: str | None,
     since: Path | None,
+    reproduce: bool,
+    model_path: Path | None,
     as_json: bool,
 ) -> None:
     """Verify every entry: canonical bytes, digests, chain, DSSE signatures, trust at each seq,
@@ -48,6 +61,13 @@ def verify_cmd(
         report = ledger.verify(
             pinned_keys=pinned, genesis=genesis, since_note=since_text, progress=update
         )
+    if reproduce:
+        from ledger.reproduce import recheck_claims
+
+        with progress_bar("re-running claims", enabled=not as_json) as update:
+            recheck_claims(
+                ledger, report, model_path=model_path, progress=lambda _l, d, t: update(d, t)
+            )
     if as_json:
         emit_json(report.to_json())
     else:
@@ -55,6 +75,11 @@ def verify_cmd(
         click.echo(
             f"entries: {report.entries}  root: {report.root}  checkpoints: {report.checkpoints}"
         )
+        if report.reproduced is not None:
+            r = report.reproduced
+            click.echo(f"re-ran {r['rerun']} of {r['claims']} runner claims")
+            for skip in r["skipped"]:
+                click.echo(f"  seq {skip['seq']:<6} skipped: {skip['reason']}")
         for p in report.problems:
             where = f"seq {p.seq}" if p.seq is not None else "ledger"
             click.echo(f"  {where:<10} {p.code:<22} {p.message}")

@@ -121,3 +121,12 @@ def test_memory_two_gib_under_one_gib(tmp_path: Path) -> None:
     assert m["bytes_model"] > 2 * 2**30
     assert m["peak_rss_mb"] < 1024 and m["peak_rss_pass"]
     assert st["predicate"]["determinism"]["digests_equal"]
+
+
+def test_rss_spread_is_physical_not_nondeterminism(tmp_path: Path) -> None:
+    """Peak RSS varies run to run; that spread is reported apart, and delta stays 0."""
+    path = _model(tmp_path / "m.safetensors")
+    det = run_runner(RUNNER, ModelSource(path), {}, repeat=2)["predicate"]["determinism"]
+    assert det["delta"] == 0.0 and det["digests_equal"]
+    assert set(det["physical_spread"]) == {"peak_rss_mb", "baseline_rss_mb", "rss_to_model_ratio"}
+    assert not set(det["deltas"]) & set(det["physical_spread"])
