@@ -43,6 +43,8 @@ HEADLINE = (
 )
 
 #: string columns of a row, in order
+#: rows a viewer gets first while a large index is still being built
+PREVIEW_ROWS = 500
 COLUMNS = (
     "digest",
     "kind",
@@ -415,11 +417,18 @@ def load_index(
     *,
     progress: ProgressFn | None = None,
     use_cache: bool = True,
+    preview: Callable[[Index], None] | None = None,
+    preview_rows: int | None = None,
 ) -> Index:
-    """The index at `rev`: from cache if exact, else updated from the newest cache, else built."""
+    """The index at `rev`: from cache if exact, else updated from the newest cache, else built.
+
+    While building, `preview` gets (once) an index of the first `preview_rows` entries, so a
+    viewer can show its first screen long before 100k entries are read.
+    """
     commit = store.resolve(rev)
     if commit is None:
         return Index(None, {})
+    preview_rows = PREVIEW_ROWS if preview_rows is None else preview_rows
     if use_cache:
         exact = cached_index(store, commit)
         if exact is not None:
@@ -454,6 +463,10 @@ def load_index(
             rows[seq] = _bad_row(seq, sha, raw)
         if progress and (n % 500 == 0 or n + 1 == total):
             progress(n + 1, total)
+        if preview and n + 1 == preview_rows and total > preview_rows:
+            head = [s for s, _ in listed[:preview_rows]]
+            if all(s in rows for s in head):
+                preview(Index.from_rows(commit, (rows[s] for s in head)))
     index = Index.from_rows(commit, (rows[s] for s, _ in listed))
     if use_cache:
         _write_cache(store, index)

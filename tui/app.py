@@ -53,6 +53,10 @@ class EvledgerApp(App[None]):
     """Entries verification will check (0: not running)."""
     verify_done: reactive[int] = reactive(0, init=False)
     """Entries verification has checked so far."""
+    index_total: reactive[int] = reactive(0, init=False)
+    """Entries the index build must read (0: not building)."""
+    index_done: reactive[int] = reactive(0, init=False)
+    """Entries the index build has read so far."""
 
     def __init__(
         self,
@@ -99,15 +103,29 @@ class EvledgerApp(App[None]):
                 store,
                 use_cache=self.use_cache,
                 progress=lambda d, t: self.post_message(IndexProgress(d, t)),
+                preview=lambda head: self.post_message(
+                    IndexLoaded(head, time.perf_counter() - start, False, partial=True)
+                ),
             )
         self.post_message(IndexLoaded(index, time.perf_counter() - start, cached))
         index.search_text()  # warm the search haystack off the UI thread
 
+    @on(IndexProgress)
+    def _index_progress(self, message: IndexProgress) -> None:
+        if self.index is None or self.index_total:  # not once the full index is in
+            self.index_total, self.index_done = message.total, message.done
+
     @on(IndexLoaded)
     def _index_loaded(self, message: IndexLoaded) -> None:
+        if message.partial and self.index is not None:
+            return  # the full index won the race
         self.index_seconds = message.seconds
         self.index_cached = message.cached
+        if not message.partial:
+            self.index_total = self.index_done = 0
         self.index = message.index
+        if message.partial:
+            return  # first screen now; verification waits for the full index
         if self.verify_on_start:
             self.call_after_refresh(self.verify_ledger)  # paint the list first
 

@@ -12,11 +12,12 @@ from ledger.verify import Report
 
 @dataclass
 class IndexLoaded(Message):
-    """The entry index is ready (from cache or freshly built)."""
+    """The entry index is ready (from cache or freshly built), or its first rows are."""
 
     index: Index
     seconds: float
     cached: bool
+    partial: bool = False
 
 
 @dataclass

@@ -48,3 +48,14 @@ def test_cache_is_reused_and_updated_incrementally(filled: Ledger) -> None:
     second = load_index(filled.store)
     assert len(second) == len(first) + 1
     assert sum(reads) == 1  # only the new entry was read
+
+
+def test_preview_of_the_first_rows_while_building(filled: Ledger) -> None:
+    previews = []
+    index = load_index(filled.store, preview=previews.append, preview_rows=2)
+    [head] = previews
+    assert head.seq == [0, 1] and len(index) == 5
+    assert [head.row(i).digest for i in range(2)] == [index.row(i).digest for i in range(2)]
+    previews.clear()
+    load_index(filled.store, preview=previews.append, preview_rows=2)  # from cache: none
+    assert previews == []

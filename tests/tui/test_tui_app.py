@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
+from legacy import LEGACY_SAMPLES
 from textual.message import Message
 from textual.widgets import DataTable, Tree
 
@@ -23,9 +23,6 @@ from tui.widgets.diff_table import DiffTable
 from tui.widgets.entry_list import EntryList
 
 SIZE = (120, 40)
-LEGACY_SAMPLES = sorted(
-    (Path(__file__).resolve().parents[3] / "shared" / "legacy-poc" / "evidence").glob("*.json")
-) or sorted((Path(__file__).resolve().parents[1] / "fixtures" / "legacy-poc").glob("*.json"))
 
 
 async def settle(app: EvledgerApp, pilot: object) -> None:
@@ -280,3 +277,22 @@ def test_core_never_imports_textual() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+async def test_first_rows_show_before_a_large_index_is_built(
+    review_ledger: Ledger, monkeypatch: object
+) -> None:
+    """A partial index (the first rows) comes first; verification waits for the full one."""
+    import ledger.index
+
+    monkeypatch.setattr(ledger.index, "PREVIEW_ROWS", 3)  # type: ignore[attr-defined]
+    seen: list[Message] = []
+    app = EvledgerApp(review_ledger, use_cache=False)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await settle(app, pilot)
+        loaded = [m for m in seen if isinstance(m, IndexLoaded)]
+        assert [m.partial for m in loaded] == [True, False]
+        assert len(loaded[0].index) == 3 and len(loaded[1].index) == 9
+        first_verify = next(i for i, m in enumerate(seen) if isinstance(m, VerifyProgress))
+        assert first_verify > seen.index(loaded[1])
+        assert len(browse(app).entries.rows) == 9 and app.index_total == 0

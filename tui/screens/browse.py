@@ -93,6 +93,7 @@ class BrowseScreen(Screen[None]):
         self.watch(self.evapp, "report", self._report_changed)
         self.watch(self.evapp, "verify_done", self._progress_changed)
         self.watch(self.evapp, "verify_total", self._progress_changed)
+        self.watch(self.evapp, "index_done", lambda _v: self._update_summary())
         self.query_one(EntryList).focus()
 
     @property
@@ -127,7 +128,13 @@ class BrowseScreen(Screen[None]):
         index = app.index
         if index is None:
             return
-        parts = [f"{len(index)} entries", "index cached" if app.index_cached else "index built"]
+        if app.index_total:
+            parts = [
+                f"indexing {app.index_done:,}/{app.index_total:,}: showing the first "
+                f"{len(index):,} entries"
+            ]
+        else:
+            parts = [f"{len(index)} entries", "index cached" if app.index_cached else "index built"]
         report = app.report
         if app.verify_total:
             parts.append(f"verifying {app.verify_done}/{app.verify_total}")
