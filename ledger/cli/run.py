@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ledger.cli.output import stdout
+from ledger.cli.output import emit_json, stdout
 from ledger.errors import InputError, UsageError
 
 SUMMARY_METRICS = (
@@ -110,7 +110,7 @@ def runners_cmd(as_json: bool) -> None:
             }
         )
     if as_json:
-        click.echo(json.dumps({"runners": docs}, sort_keys=True))
+        emit_json({"runners": docs})
         return
     console = stdout()
     for doc in docs:
