@@ -95,6 +95,9 @@ KNOWN_METRICS = frozenset(
 KNOWN_METRIC_PATTERNS = (
     re.compile(r"(ratio|feasible|cos_min)_at_cos_[0-9]{3}"),
     re.compile(r"bytes_[a-z0-9_]+"),
+    re.compile(
+        r"(ppl_(before|after_gptq|after_rtn|ratio|ratio_rtn)|embedding_cos_[a-z_]+)(_calib)?"
+    ),
 )
 _URI = re.compile(r"^https?://[^\s/]+/\S+$")
 

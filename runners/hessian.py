@@ -7,15 +7,19 @@ selected matrices are already quantized (as in GPTQ). The functional metric is t
 between sentence embeddings of the compressed and the original model on held-out texts
 (not used for calibration; GPTQ fits the calibration activations, so in-sample figures are
 optimistic and are reported apart as *_calib), for GPTQ and for plain round-to-nearest
-(RTN) on the same grid. Without a runnable config/tokenizer (a
-bare .safetensors file), X are seeded Gaussian inputs and no functional metric is given.
-Causal LMs (config architectures *ForCausalLM) are not run: the runner says so and falls
-back to Gaussian inputs.
+(RTN) on the same grid. With a causal LM folder (config architectures *ForCausalLM plus
+tokenizer.json, run through `transformers` from local files only, see runners/causal.py),
+X are the inputs of the model's own Linear layers on the calibration texts, again
+gathered sequentially in forward order, and the functional metric is perplexity
+(exp of the mean next-token NLL) on the held-out texts: before, after GPTQ, after RTN.
+Without a runnable config/tokenizer (a bare .safetensors file), X are seeded Gaussian
+inputs and no functional metric is given.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -84,7 +88,8 @@ class HessianRunner:
     description = (
         "GPTQ-style quantization with error feedback (H = 2·XᵀX from real activations of the "
         "model on built-in texts), on FFN matrices; output cos and sentence-embedding cos "
-        "vs the original model, GPTQ beside plain rounding; real packed bytes"
+        "(perplexity for a causal LM folder) vs the original model, GPTQ beside plain "
+        "rounding; real packed bytes"
     )
     params = (
         bits_param(4),
@@ -123,6 +128,10 @@ class HessianRunner:
         infos = [i for i in model.matrix_infos() if len(i.shape) == 2]
         folder = model_folder(model.paths[0])
         kind = folder_kind(folder) if folder is not None else "bare"
+        if kind == "causal-lm" and folder is not None:
+            if importlib.util.find_spec("transformers") is not None:
+                return _measure_causal(model, infos, folder, params, progress)
+            kind = "causal-lm-no-transformers"
         encoder: BertEncoder | None = None
         if kind == "bert" and folder is not None:
             encoder = BertEncoder(folder, files=model.paths)
@@ -215,14 +224,7 @@ class HessianRunner:
                 "digest": "sha256:" + calib_hash.hexdigest(),
             }
             extra["functional"] = {"metric": None, "reason": _fallback_reason(kind)}
-        extra["method"] = {
-            "algorithm": "gptq",
-            "reference": "Frantar et al. 2022, arXiv:2210.17323",
-            "hessian": "2·XᵀX + damp·mean(diag)·I",
-            "grid": "asymmetric min/max per (row, group of group_size input columns), "
-            "fp16 scale and offset",
-            "baseline": "rtn on the same grid",
-        }
+        extra["method"] = _method()
         return Measurement(metrics, rows, digest.hexdigest(), extra)
 
 
@@ -266,12 +268,160 @@ def _fallback_reason(kind: str) -> str:
     """Why Gaussian calibration inputs were used."""
     return {
         "bare": "no config.json/tokenizer.json beside the weights; synthetic Gaussian inputs",
-        "causal-lm": "causal LM folders are not run by this runner version; "
-        "synthetic Gaussian inputs, no perplexity",
-        "unknown": "model architecture not supported for a forward pass; synthetic Gaussian inputs",
+        "unknown": "model architecture not supported for a forward pass (BERT-style encoders "
+        "and *ForCausalLM causal LMs are); synthetic Gaussian inputs",
+        "causal-lm-no-transformers": "causal LM folder, but `transformers` is not installed "
+        "to run it; synthetic Gaussian inputs, no perplexity",
         "bert-unmatched": "selected matrices are not linear layers of the BERT encoder; "
         "synthetic Gaussian inputs",
     }.get(kind, "synthetic Gaussian inputs")
+
+
+def _quantize_pair(
+    w: torch.Tensor, x_seq: torch.Tensor, bits: int, gs: int, damp: float
+) -> tuple[CompressedMatrix, CompressedMatrix]:
+    """GPTQ with H = 2·XᵀX (float64) and RTN on the same grid, both packed and rebuilt."""
+    x64 = x_seq.to(torch.float64)
+    h = 2.0 * (x64.T @ x64)
+    return compress(gptq(w, h, bits, gs, damp=damp)), compress(rtn(w, bits, gs))
+
+
+def _measure_causal(
+    model: ModelSource,
+    infos: list[Any],
+    folder: Any,
+    params: dict[str, Any],
+    progress: ProgressFn,
+) -> Measurement:
+    """GPTQ vs RTN on a causal LM's selected Linear weights; perplexity before and after.
+
+    Matrices are taken in the order the forward pass reaches them; each one's calibration
+    inputs come from the model with every earlier matrix already replaced by its GPTQ
+    reconstruction (sequential GPTQ). Selected matrices that are not Linear layers of the
+    loaded model (e.g. GPT-2's Conv1D), or that no calibration text reaches (an unrouted
+    expert), get seeded Gaussian inputs, are listed under calibration.gaussian_matrices
+    and are not applied in the perplexity runs. A layer reached by the calibration texts
+    but by no held-out text has its out_cos taken on its calibration inputs.
+    """
+    from runners.causal import CausalLM
+
+    lm = CausalLM(folder)
+    bits, gs, damp = params["bits"], params["group_size"], params["damp"]
+    mod_of = {i.name: lm.module_for(i.name, i.shape) for i in infos}
+    names = [n for n in mod_of.values() if n is not None]
+    order = {n: k for k, n in enumerate(lm.forward_order(names, TEXTS[0]))} if names else {}
+    infos = sorted(
+        infos, key=lambda i: (mod_of[i.name] is None, order.get(mod_of[i.name] or "", 0))
+    )
+    x_orig = lm.capture(HELDOUT, names, strict=False) if names else {}
+    digest = ReconstructionDigest()
+    calib_hash = hashlib.sha256()
+    rows: list[dict[str, Any]] = []
+    gptq_w: dict[str, torch.Tensor] = {}
+    rtn_w: dict[str, torch.Tensor] = {}
+    gaussian_rows: list[str] = []
+    tokens = 0
+    for k, info in enumerate(infos):
+        w = model.load(info)
+        mname = mod_of[info.name]
+        if mname is not None:
+            got = lm.capture(TEXTS, [mname], overrides=gptq_w, stop_after=mname, strict=False)
+            if mname not in got:  # never reached on the calibration texts (unrouted expert)
+                mname = None
+        if mname is not None:
+            x_seq = got[mname]
+            x_eval = x_orig.get(mname, x_seq)
+            tokens = max(tokens, int(x_seq.shape[0]))
+        else:
+            x_seq = x_eval = _gaussian_inputs(w.shape[1])
+            gaussian_rows.append(info.name)
+        calib_hash.update(x_seq.contiguous().numpy().tobytes())
+        g, r = _quantize_pair(w, x_seq, bits, gs, damp)
+        row = matrix_row(info, w, g, x_eval)
+        row["method"] = "gptq"
+        row["cos_rtn"] = _flat_cos(w, r.w_hat)
+        row["out_cos_rtn"] = output_cosine(x_eval, w, r.w_hat)
+        row["calib_rows"] = int(x_seq.shape[0])
+        row["calib"] = "activations" if mname is not None else "gaussian"
+        rows.append(row)
+        digest.update(g.w_hat)
+        if mname is not None:
+            gptq_w[mname] = g.w_hat
+            rtn_w[mname] = r.w_hat
+        progress(info.name, k + 1, len(infos))
+    metrics = summarize(rows)
+    metrics["cos_min_rtn"] = min(r["cos_rtn"] for r in rows)
+    metrics["out_cos_rtn"] = min(r["out_cos_rtn"] for r in rows)
+    metrics["out_cos_mean_rtn"] = sum(r["out_cos_rtn"] for r in rows) / len(rows)
+    if names:
+        for suffix, texts in (("", HELDOUT), ("_calib", TEXTS)):
+            before = lm.perplexity(texts)
+            metrics[f"ppl_before{suffix}"] = before
+            metrics[f"ppl_after_gptq{suffix}"] = lm.perplexity(texts, gptq_w)
+            metrics[f"ppl_after_rtn{suffix}"] = lm.perplexity(texts, rtn_w)
+            metrics[f"ppl_ratio{suffix}"] = metrics[f"ppl_after_gptq{suffix}"] / before
+            metrics[f"ppl_ratio_rtn{suffix}"] = metrics[f"ppl_after_rtn{suffix}"] / before
+        eval_tokens = lm.nll(HELDOUT)[1]
+        calib_tokens = lm.nll(TEXTS)[1]
+        calibration: dict[str, Any] = {
+            "kind": "activations",
+            "texts": len(TEXTS),
+            "tokens": tokens,
+            "gaussian_matrices": gaussian_rows,
+            "out_cos_inputs": "original model's activations on the held-out texts",
+            "sequential": True,
+            "order": "forward",
+            "digest": "sha256:" + calib_hash.hexdigest(),
+        }
+        functional: dict[str, Any] = {
+            "metric": "perplexity",
+            "definition": "exp(mean next-token negative log-likelihood), each text run alone "
+            "(batch of one, no padding), float32 model, float64 log-softmax",
+            "texts": f"{len(HELDOUT)} built-in held-out texts (evaluation-texts, "
+            f"{eval_tokens} predicted tokens); the *_calib metrics are on the {len(TEXTS)} "
+            f"calibration texts ({calib_tokens} predicted tokens, in-sample for GPTQ)",
+            "ratio": "ppl_ratio = ppl_after_gptq / ppl_before; ppl_ratio_rtn likewise for RTN",
+            "matrices_applied": len(gptq_w),
+        }
+        subjects = [texts_subject(), texts_subject(HELDOUT, "evaluation-texts")]
+    else:
+        reason = (
+            "selected matrices are not Linear layers of the causal LM; "
+            "synthetic Gaussian inputs, no perplexity"
+        )
+        calibration = {
+            "kind": "gaussian",
+            "samples": GAUSSIAN_SAMPLES,
+            "reason": reason,
+            "digest": "sha256:" + calib_hash.hexdigest(),
+        }
+        functional = {"metric": None, "reason": reason}
+        subjects = [
+            {
+                "name": f"calibration/gaussian-seed{GAUSSIAN_SEED}-n{GAUSSIAN_SAMPLES}",
+                "digest": {"sha256": calib_hash.hexdigest()},
+            }
+        ]
+    extra: dict[str, Any] = {
+        "seeds": {"gaussian_calibration": GAUSSIAN_SEED},
+        "subjects": subjects,
+        "calibration": calibration,
+        "functional": functional,
+        "method": _method(),
+    }
+    return Measurement(metrics, rows, digest.hexdigest(), extra)
+
+
+def _method() -> dict[str, Any]:
+    """The method block shared by every path."""
+    return {
+        "algorithm": "gptq",
+        "reference": "Frantar et al. 2022, arXiv:2210.17323",
+        "hessian": "2·XᵀX + damp·mean(diag)·I",
+        "grid": "asymmetric min/max per (row, group of group_size input columns), "
+        "fp16 scale and offset",
+        "baseline": "rtn on the same grid",
+    }
 
 
 RUNNER = HessianRunner()
