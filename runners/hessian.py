@@ -84,7 +84,7 @@ class HessianRunner:
     """GPTQ (Frantar et al.) vs RTN on the same group-wise grid, with a functional metric."""
 
     name = "hessian"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: perplexity for causal LM folders (was a Gaussian fallback)
     description = (
         "GPTQ-style quantization with error feedback (H = 2·XᵀX from real activations of the "
         "model on built-in texts), on FFN matrices; output cos and sentence-embedding cos "
