@@ -12,7 +12,6 @@ structured or synthetic.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,12 +20,10 @@ from typing import Any
 import schemas
 from ledger.chain import Entry
 from ledger.evidence import inner_statement, is_legacy, metrics_of, predicate_of, runner_of
-from ledger.ratedistortion import bound_bits, bound_ratio
+from ledger.ratedistortion import Physics, physics_of, structured_marker
 from ledger.reproduce import Tolerance, compare_metrics
 
 REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
-#: numeric slack so a ratio equal to the bound is not flagged by float rounding
-BOUND_SLACK = 1e-9
 
 
 @dataclass
@@ -52,18 +49,6 @@ class Check:
     verdict: str  # reproduced | diverged
     diverged: list[MetricDelta] = field(default_factory=list)
     metrics_compared: int = 0
-
-
-@dataclass
-class Physics:
-    """The rate-distortion check of one claim."""
-
-    status: str  # within-bound | implausible | structured | not-applicable
-    ratio: float | None = None
-    cos: float | None = None
-    bound_ratio: float | None = None
-    bound_bits: float | None = None
-    note: str = ""
 
 
 @dataclass
@@ -269,62 +254,6 @@ def _check(claim: Entry, other: Entry, source: str, recorded: dict[str, Any]) ->
     )
 
 
-STRUCTURED_KEYS = ("structured", "synthetic")
-
-
-def structured_marker(entry: Entry) -> str | None:
-    """Where the evidence says its data is structured/synthetic (None if it does not)."""
-    pred = predicate_of(entry)
-    places: list[tuple[str, Any]] = [
-        ("rate_distortion", pred.get("rate_distortion")),
-        ("environment", pred.get("environment")),
-        ("data", pred.get("data")),
-    ]
-    doc = pred.get("document")
-    if isinstance(doc, dict):
-        places += [("document.env", doc.get("env")), ("document", doc)]
-    for where, block in places:
-        if not isinstance(block, dict):
-            continue
-        for key in STRUCTURED_KEYS:
-            if block.get(key) is True:
-                return f"{where}.{key} = true"
-        for key in ("data", "data_kind", "source_kind"):
-            value = block.get(key)
-            if isinstance(value, str) and value.lower() in STRUCTURED_KEYS:
-                return f"{where}.{key} = {value!r}"
-    return None
-
-
-def physics_of(entry: Entry) -> Physics:
-    """The rate-distortion check of one claim."""
-    m = metrics_of(entry)
-    ratio, cos = m.get("ratio_fp16_effective"), m.get("cos_min")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (ratio, cos)):
-        return Physics("not-applicable", note="")
-    ratio, cos = float(ratio), float(cos)  # type: ignore[arg-type]
-    bits = bound_bits(cos)
-    bound = bound_ratio(cos)
-    physics = Physics(
-        "within-bound", ratio, cos, bound, None if math.isinf(bits) else bits, note=""
-    )
-    if bound is None:
-        physics.status = "not-applicable"
-        physics.note = f"cos {cos:g}: the Gaussian bound gives no finite ratio to compare with"
-        return physics
-    if ratio <= bound * (1 + BOUND_SLACK):
-        return physics
-    excess = f"ratio {ratio:g} at cos {cos:g} exceeds the Gaussian bound {bound:.3f}x"
-    marker = structured_marker(entry)
-    if marker:
-        physics.status = "structured"
-        physics.note = f"{excess}; the evidence marks its data as structured ({marker})"
-    else:
-        physics.status = "implausible"
-        physics.note = f"{excess} ({bits:.3f} bits/weight needed); implausible"
-    return physics
-
-
 def _group_key(entry: Entry) -> tuple[str, str, frozenset[str]] | None:
     """Runner claims that measured the same thing: type, params and model subjects."""
     stmt = _statement_of(entry)
@@ -418,8 +347,6 @@ __all__ = [
     "Physics",
     "audit_entries",
     "audit_ledger",
-    "bound_bits",
-    "bound_ratio",
     "physics_of",
     "structured_marker",
     "verdict_text",

@@ -9,8 +9,15 @@ a claim above the bound needs structured data to explain it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.chain import Entry
+from ledger.evidence import metrics_of, predicate_of
 
 SOURCE_BITS = 16
+#: numeric slack so a ratio equal to the bound is not flagged by float rounding
+BOUND_SLACK = 1e-9
 
 
 def bound_bits(cos: float) -> float:
@@ -28,3 +35,71 @@ def bound_ratio(cos: float, source_bits: int = SOURCE_BITS) -> float | None:
     if bits == 0.0 or math.isinf(bits):
         return None
     return source_bits / bits
+
+
+@dataclass
+class Physics:
+    """The rate-distortion check of one claim."""
+
+    status: str  # within-bound | implausible | structured | not-applicable
+    ratio: float | None = None
+    cos: float | None = None
+    bound_ratio: float | None = None
+    bound_bits: float | None = None
+    note: str = ""
+
+
+STRUCTURED_KEYS = ("structured", "synthetic")
+
+
+def structured_marker(entry: Entry) -> str | None:
+    """Where the evidence says its data is structured/synthetic (None if it does not)."""
+    pred = predicate_of(entry)
+    places: list[tuple[str, Any]] = [
+        ("rate_distortion", pred.get("rate_distortion")),
+        ("environment", pred.get("environment")),
+        ("data", pred.get("data")),
+    ]
+    doc = pred.get("document")
+    if isinstance(doc, dict):
+        places += [("document.env", doc.get("env")), ("document", doc)]
+    for where, block in places:
+        if not isinstance(block, dict):
+            continue
+        for key in STRUCTURED_KEYS:
+            if block.get(key) is True:
+                return f"{where}.{key} = true"
+        for key in ("data", "data_kind", "source_kind"):
+            value = block.get(key)
+            if isinstance(value, str) and value.lower() in STRUCTURED_KEYS:
+                return f"{where}.{key} = {value!r}"
+    return None
+
+
+def physics_of(entry: Entry) -> Physics:
+    """The rate-distortion check of one claim."""
+    m = metrics_of(entry)
+    ratio, cos = m.get("ratio_fp16_effective"), m.get("cos_min")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (ratio, cos)):
+        return Physics("not-applicable", note="")
+    ratio, cos = float(ratio), float(cos)  # type: ignore[arg-type]
+    bits = bound_bits(cos)
+    bound = bound_ratio(cos)
+    physics = Physics(
+        "within-bound", ratio, cos, bound, None if math.isinf(bits) else bits, note=""
+    )
+    if bound is None:
+        physics.status = "not-applicable"
+        physics.note = f"cos {cos:g}: the Gaussian bound gives no finite ratio to compare with"
+        return physics
+    if ratio <= bound * (1 + BOUND_SLACK):
+        return physics
+    excess = f"ratio {ratio:g} at cos {cos:g} exceeds the Gaussian bound {bound:.3f}x"
+    marker = structured_marker(entry)
+    if marker:
+        physics.status = "structured"
+        physics.note = f"{excess}; the evidence marks its data as structured ({marker})"
+    else:
+        physics.status = "implausible"
+        physics.note = f"{excess} ({bits:.3f} bits/weight needed); implausible"
+    return physics

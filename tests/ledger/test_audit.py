@@ -10,8 +10,9 @@ import pytest
 from test_reproduce import append_claim, static_claim, tiny_model
 
 from ledger.api import Ledger, init_ledger
-from ledger.audit import audit_ledger, bound_bits, bound_ratio
+from ledger.audit import audit_ledger
 from ledger.bundle import export_bundle, import_bundle
+from ledger.ratedistortion import bound_bits, bound_ratio
 from ledger.reproduce import reproduce
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-poc"
