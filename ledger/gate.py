@@ -22,6 +22,7 @@ from ledger.evidence import (
     predicate_type_of,
     runner_of,
 )
+from ledger.ratedistortion import physics_of
 
 POLICY_SCHEMA = "policy.v1.schema.json"
 POLICY_DIR = "policies"
@@ -474,6 +475,8 @@ class ClaimResult:
     selector: str = ""
     note: str = ""
     metrics: dict[str, Metric] = field(default_factory=dict)
+    physics: str = ""
+    """Why the source evidence is physically implausible (empty when it is not)."""
 
     @property
     def blocking(self) -> bool:
@@ -484,12 +487,13 @@ class ClaimResult:
         """Why the claim did not pass (empty if it did)."""
         if self.state == "missing":
             return [self.note or "no evidence"]
-        return [
+        failed = [
             f"{c.metric} = {fmt_metric(c.observed)} (needs {c.op} {fmt_metric(c.value)})"
             + (f": {c.reason}" if c.reason else "")
             for c in self.checks
             if not c.ok
         ]
+        return failed + ([self.physics] if self.physics else [])
 
 
 @dataclass
@@ -573,7 +577,13 @@ def evaluate_claim(claim: Claim, entries: Iterable[Entry]) -> ClaimResult:
     result.source = SourceRef(entry.seq, entry.digest, runner_of(entry), entry.kind, entry.time)
     result.metrics = metrics
     result.checks = [check.evaluate(metrics) for check in claim.checks]
-    result.state = "pass" if all(c.ok for c in result.checks) else "fail"
+    # evidence above the Gaussian rate-distortion bound (and not marked structured) cannot
+    # pass a gate, whatever its own figures say
+    physics = physics_of(entry)
+    if physics.status == "implausible":
+        result.physics = physics.note
+    ok = all(c.ok for c in result.checks) and not result.physics
+    result.state = "pass" if ok else "fail"
     return result
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from legacy import LEGACY_SAMPLES
 
 from ledger.api import Ledger, Prepared
 from ledger.chain import Entry
 
-LEGACY_DIR = Path(__file__).resolve().parents[2] / "shared" / "legacy-poc" / "evidence"
-if not LEGACY_DIR.is_dir():
-    LEGACY_DIR = Path(__file__).parent / "fixtures" / "legacy-poc"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 
 
@@ -47,7 +45,7 @@ def add(ledger: Ledger, *statements: dict[str, Any], kind: str = "evidence") -> 
 
 def example_ledger(ledger: Ledger) -> Ledger:
     """Legacy samples plus hand-made runner evidence shaped like the snapshot's figures."""
-    ledger.append_files(sorted(LEGACY_DIR.glob("*.json")), key_name="alice")
+    ledger.append_files(LEGACY_SAMPLES, key_name="alice")
     add(
         ledger,
         statement("memory", {"peak_rss_mb": 412.5, "model_mb": 2300.0}),

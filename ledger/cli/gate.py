@@ -24,12 +24,13 @@ STATE_MARK = {"pass": "PASS", "fail": "FAIL", "missing": "MISSING"}
 def _observed(claim: ClaimResult) -> str:
     if claim.state == "missing":
         return claim.note or "no evidence"
-    return ", ".join(
+    observed = ", ".join(
         f"{c.metric} = {fmt_metric(c.observed)} ({c.op} {fmt_metric(c.value)}"
         + ("" if c.ok else ", fails")
         + ")"
         for c in claim.checks
     )
+    return f"{observed}; fails: {claim.physics}" if claim.physics else observed
 
 
 def _source(claim: ClaimResult) -> str:

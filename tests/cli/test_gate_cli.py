@@ -42,7 +42,7 @@ def test_default_v37_is_no_go_exit_1(ledger: Ledger) -> None:
     doc = json.loads(out)
     assert doc["policy"] == "v37" and doc["outcome"] == "NO-GO"
     states = {c["id"]: c["state"] for c in doc["claims"]}
-    assert states["TNSEC"] == "pass" and states["V43"] == "pass"
+    assert states["TNSEC"] == "pass" and states["V43"] == "fail"  # above the Gaussian bound
     assert states["FFN_SOTA"] == "missing" and "FFN_SOTA" in doc["blocking"]
 
 

@@ -172,6 +172,6 @@ def test_cli_diff_rev_gate_changes(ledger: Ledger) -> None:
     doc = json.loads(out)
     assert doc["a"]["outcome"] == "NO-GO" and doc["b"]["entries"] == 2
     changes = {c["id"]: (c["old"], c["new"]) for c in doc["changes"]}
-    assert changes == {"TNSEC": ("missing", "pass"), "V43": ("missing", "pass")}
+    assert changes == {"TNSEC": ("missing", "pass"), "V43": ("missing", "fail")}
     code, out, _ = run(["--ledger", str(ledger.root), "diff", "--rev", "HEAD~1..HEAD"])
     assert code == 0 and out.startswith("gate v37: NO-GO -> NO-GO") and "TNSEC" in out

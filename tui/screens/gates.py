@@ -146,6 +146,8 @@ class GatesScreen(Screen[None]):
                 f"{fmt_metric(c.observed)} {c.op} {fmt_metric(c.value)}"
                 for c in claim.checks
             ) or (claim.note or "no evidence")
+            if claim.physics:
+                checks = "✗ above the Gaussian bound (implausible); " + checks
             source = (
                 f"#{claim.source.seq} {claim.source.runner or claim.source.kind}"
                 if claim.source
