@@ -161,16 +161,7 @@ class HessianRunner:
             else:
                 x_seq = x_eval = _gaussian_inputs(w.shape[1])
             calib_hash.update(x_seq.contiguous().numpy().tobytes())
-            x64 = x_seq.to(torch.float64)
-            h = 2.0 * (x64.T @ x64)
-            g = compress(gptq(w, h, bits, gs, damp=damp))
-            r = compress(rtn(w, bits, gs))
-            row = matrix_row(info, w, g, x_eval)
-            row["method"] = "gptq"
-            row["cos_rtn"] = _flat_cos(w, r.w_hat)
-            row["out_cos_rtn"] = output_cosine(x_eval, w, r.w_hat)
-            row["calib_rows"] = int(x_seq.shape[0])
-            row["calib"] = "activations" if ename is not None else "gaussian"
+            row, g, r = _gptq_row(info, w, x_seq, x_eval, ename is not None, bits, gs, damp)
             rows.append(row)
             digest.update(g.w_hat)
             if ename is not None:
@@ -277,13 +268,28 @@ def _fallback_reason(kind: str) -> str:
     }.get(kind, "synthetic Gaussian inputs")
 
 
-def _quantize_pair(
-    w: torch.Tensor, x_seq: torch.Tensor, bits: int, gs: int, damp: float
-) -> tuple[CompressedMatrix, CompressedMatrix]:
-    """GPTQ with H = 2·XᵀX (float64) and RTN on the same grid, both packed and rebuilt."""
+def _gptq_row(
+    info: Any,
+    w: torch.Tensor,
+    x_seq: torch.Tensor,
+    x_eval: torch.Tensor,
+    activations: bool,
+    bits: int,
+    gs: int,
+    damp: float,
+) -> tuple[dict[str, Any], CompressedMatrix, CompressedMatrix]:
+    """GPTQ with H = 2·XᵀX (float64) and RTN on the same grid, both packed and rebuilt, and
+    the matrix's row: GPTQ figures measured on `x_eval`, RTN's beside them."""
     x64 = x_seq.to(torch.float64)
     h = 2.0 * (x64.T @ x64)
-    return compress(gptq(w, h, bits, gs, damp=damp)), compress(rtn(w, bits, gs))
+    g, r = compress(gptq(w, h, bits, gs, damp=damp)), compress(rtn(w, bits, gs))
+    row = matrix_row(info, w, g, x_eval)
+    row["method"] = "gptq"
+    row["cos_rtn"] = _flat_cos(w, r.w_hat)
+    row["out_cos_rtn"] = output_cosine(x_eval, w, r.w_hat)
+    row["calib_rows"] = int(x_seq.shape[0])
+    row["calib"] = "activations" if activations else "gaussian"
+    return row, g, r
 
 
 def _measure_causal(
@@ -336,13 +342,7 @@ def _measure_causal(
             x_seq = x_eval = _gaussian_inputs(w.shape[1])
             gaussian_rows.append(info.name)
         calib_hash.update(x_seq.contiguous().numpy().tobytes())
-        g, r = _quantize_pair(w, x_seq, bits, gs, damp)
-        row = matrix_row(info, w, g, x_eval)
-        row["method"] = "gptq"
-        row["cos_rtn"] = _flat_cos(w, r.w_hat)
-        row["out_cos_rtn"] = output_cosine(x_eval, w, r.w_hat)
-        row["calib_rows"] = int(x_seq.shape[0])
-        row["calib"] = "activations" if mname is not None else "gaussian"
+        row, g, r = _gptq_row(info, w, x_seq, x_eval, mname is not None, bits, gs, damp)
         rows.append(row)
         digest.update(g.w_hat)
         if mname is not None:
