@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from ledger.chain import Entry, parse_entry
-from ledger.store import ENTRY_DIR, Store, seq_from_path
+from ledger.store import Store
 
 FORMAT = 1
 CACHE_DIR = "evledger"
@@ -439,12 +439,7 @@ def load_index(
         for i in range(len(base)):
             row = base.row(i)
             known[row.blob] = row
-    listed: list[tuple[int, str]] = []
-    for item in store.list_tree(commit, ENTRY_DIR):
-        seq = seq_from_path(item.path)
-        if seq is not None:
-            listed.append((seq, item.sha))
-    listed.sort()
+    listed = store.entry_blobs(commit)
     rows: dict[int, IndexRow] = {}
     todo: list[tuple[int, str]] = []
     for seq, sha in listed:

@@ -123,6 +123,15 @@ class Store:
             items.append(TreeItem(path.decode("utf-8", errors="surrogateescape"), sha, mode))
         return items
 
+    def entry_blobs(self, rev: str = "HEAD") -> list[tuple[int, str]]:
+        """(seq, blob id) of every well-named entry file at `rev`, in seq order."""
+        found = []
+        for item in self.list_tree(rev, ENTRY_DIR):
+            seq = seq_from_path(item.path)
+            if seq is not None:
+                found.append((seq, item.sha))
+        return sorted(found)
+
     def read_blobs(self, shas: Iterable[str]) -> Iterator[bytes]:
         """Contents of many objects through one `git cat-file --batch` process, in order."""
         shas = list(shas)

@@ -446,12 +446,7 @@ def _first_divergence(report: Report, size: int) -> int | None:
 
 def iter_entries(store: Store, rev: str = "HEAD") -> Iterator[Entry]:
     """Every entry in seq order (unverified), for log/show/gates."""
-    ordered: list[tuple[int, str]] = []
-    for item in store.list_tree(rev, ENTRY_DIR):
-        seq = seq_from_path(item.path)
-        if seq is not None:
-            ordered.append((seq, item.sha))
-    ordered.sort()
+    ordered = store.entry_blobs(rev)
     for (seq, _), raw in zip(ordered, store.read_blobs(s for _, s in ordered), strict=True):
         yield parse_entry(raw, entry_path(seq))
 
