@@ -379,11 +379,11 @@ class Ledger:
                     f"(seq {first.seq}: {first.code})",
                     path=self.root,
                 )
-            genesis = next(self.entries(), None)
-            if genesis is None or parent is None:
+            raw_genesis = self.store.read_path(parent, entry_path(0)) if parent else None
+            if raw_genesis is None or parent is None:
                 raise LedgerError("the ledger has no genesis entry", path=self.root)
             state = checkpoint_state(report, parent)
-            origin = str(genesis.predicate.get("origin", "evledger"))
+            origin = str(parse_entry(raw_genesis).predicate.get("origin", "evledger"))
             ext = (f"{STATE_EXTENSION} {digest_of(state)}",)
             cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
             text = notes.sign_note(cp, key.name, key.private_key)
