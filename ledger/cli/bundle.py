@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ledger.bundle import export_bundle, import_bundle
-from ledger.cli.output import emit_json, ledger_from
+from ledger.cli.output import emit_json, ledger_from, signing_key_option, trusted_keys_option
 from ledger.files import MAX_KEY_BYTES, read_regular_file
 
 
@@ -45,14 +45,10 @@ def export_cmd(ctx: click.Context, refs: tuple[str, ...], output: Path, as_json:
 
 @click.command("import")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--trusted-key",
-    "trusted",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Public key (PEM) that must anchor the bundle (its genesis root or checkpoint signer).",
+@trusted_keys_option(
+    "Public key (PEM) that must anchor the bundle (its genesis root or checkpoint signer)."
 )
-@click.option("--key", "key_name", help="Signing key name (default $EVLEDGER_KEY).")
+@signing_key_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.pass_context
 def import_cmd(

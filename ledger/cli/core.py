@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ledger.api import init_ledger
 from ledger.chain import Entry
-from ledger.cli.output import emit_json, ledger_from, stdout
+from ledger.cli.output import emit_json, ledger_from, signing_key_option, stdout
 from ledger.files import check_output_path, write_atomic
 
 
@@ -41,7 +41,7 @@ def init_cmd(ctx: click.Context, path: Path | None, key_name: str | None, as_jso
 
 @click.command("append")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--key", "key_name", help="Signing key name (default $EVLEDGER_KEY).")
+@signing_key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the new entries as JSON.")
 @click.pass_context
 def append_cmd(
@@ -126,7 +126,7 @@ def show_cmd(ctx: click.Context, ref: str, as_json: bool) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the note here.",
 )
-@click.option("--key", "key_name", help="Signing key name.")
+@signing_key_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print size, root (hex) and the note as JSON."
 )

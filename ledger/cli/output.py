@@ -48,3 +48,20 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+#: `--key NAME`, the same on every command that signs
+signing_key_option = click.option(
+    "--key", "key_name", help="Signing key name (default $EVLEDGER_KEY, else the only key)."
+)
+
+
+def trusted_keys_option(help_text: str) -> Callable[[Any], Any]:
+    """`--trusted-key PUB` (repeatable): public keys the reviewer pins."""
+    return click.option(
+        "--trusted-key",
+        "trusted",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=help_text,
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.output import emit_json, ledger_from, progress_bar
+from ledger.cli.output import emit_json, ledger_from, progress_bar, signing_key_option
 from ledger.errors import UsageError, VerificationFailed
 from ledger.reproduce import Tolerance, parse_tolerance, reproduce
 
@@ -44,7 +44,7 @@ def _params(items: tuple[str, ...]) -> dict[str, str]:
     help="Override a recorded parameter (the reproduction then records the change).",
 )
 @click.option("--repeat", type=click.IntRange(min=2), default=2, show_default=True)
-@click.option("--key", "key_name", help="Signing key name (default $EVLEDGER_KEY).")
+@signing_key_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.pass_context
 def reproduce_cmd(

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ledger.cli.output import emit_json, stdout
+from ledger.cli.output import emit_json, signing_key_option, stdout
 from ledger.errors import InputError, UsageError
 
 SUMMARY_METRICS = (
@@ -156,7 +156,7 @@ def runners_cmd(as_json: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the statement JSON; append nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.option("--key", "key_name", default=None, help="Signing key name (else EVLEDGER_KEY).")
+@signing_key_option
 @click.pass_context
 def run_cmd(
     ctx: click.Context,

@@ -6,20 +6,14 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.output import emit_json, ledger_from, progress_bar
+from ledger.cli.output import emit_json, ledger_from, progress_bar, trusted_keys_option
 from ledger.errors import VerificationFailed
 from ledger.files import MAX_KEY_BYTES, read_regular_file
 from ledger.verify import CODES
 
 
 @click.command("verify", epilog="Problem codes: " + ", ".join(CODES))
-@click.option(
-    "--trusted-key",
-    "trusted",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Pin a public key (PEM); the genesis must be signed by a pinned key.",
-)
+@trusted_keys_option("Pin a public key (PEM); the genesis must be signed by a pinned key.")
 @click.option("--genesis", help="Pin the genesis entry digest (or a prefix of it).")
 @click.option(
     "--since",
