@@ -11,9 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import Any, Protocol
 
 import schemas
 from ledger.api import Ledger, Prepared
@@ -140,22 +138,6 @@ def claim_ref(entry: Entry) -> dict[str, Any]:
     return ref
 
 
-def _check_subject(model: Any, claim: dict[str, Any], path: Path | None) -> None:
-    """Refuse a model whose files are not the claim's subjects (by sha256)."""
-    claimed = {
-        s.get("digest", {}).get("sha256")
-        for s in claim.get("subject", [])
-        if isinstance(s, dict) and isinstance(s.get("digest"), dict)
-    }
-    for info in model.files():
-        if info.sha256 not in claimed:
-            raise InputError(
-                f"sha256 {info.sha256[:16]}… of {info.name} is not a subject of the claim "
-                "(a reproduction must run on the same file)",
-                path=path or info.path,
-            )
-
-
 @dataclass
 class Reproduction:
     """The outcome of `reproduce`: the appended entry and its predicate's figures."""
@@ -214,55 +196,37 @@ def build_reproduction(
     return statement, deltas, changes, verdict
 
 
-def rerun_claim(
-    claim_entry: Entry,
-    *,
-    model_path: Path | None = None,
-    params: Mapping[str, Any] | None = None,
-    repeat: int = 2,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Re-run the claim's runner with its recorded params (overlaid by `params`)."""
-    from runners.model import ModelSource
-    from runners.registry import get_runner
-    from runners.statement import run_runner
+class Rerunner(Protocol):
+    """Re-runs claims; supplied by the composition root (`evledger`), which knows the runners."""
 
-    claim = claim_statement(claim_entry)
-    pred = claim.get("predicate", {})
-    runner_doc = pred.get("runner")
-    if not isinstance(runner_doc, dict) or not isinstance(runner_doc.get("name"), str):
-        raise UsageError(
-            f"seq {claim_entry.seq} is not runner evidence; only runner claims can be re-run"
-        )
-    runner = get_runner(runner_doc["name"])
-    recorded = dict(pred.get("params", {}))
-    recorded.update(params or {})
-    model_doc = pred.get("model", {}) if isinstance(pred.get("model"), dict) else {}
-    if model_path is None and not model_doc.get("default"):
-        raise UsageError(
-            f"seq {claim_entry.seq} was measured on {model_doc.get('path', 'a model file')!r}; "
-            "pass it with --model PATH"
-        )
-    model = ModelSource(model_path)
-    _check_subject(model, claim, model_path)
-    statement = run_runner(runner, model, recorded, repeat=repeat, progress=progress)
-    # plain JSON types only (e.g. torch.__version__ is a str subclass validators reject)
-    plain: dict[str, Any] = orjson.loads(orjson.dumps(statement))
-    return plain
+    def version(self, runner: str) -> str:
+        """The version of `runner` this installation would run (UsageError if unknown)."""
+        ...
+
+    def rerun(
+        self,
+        claim: Entry,
+        *,
+        model_path: Path | None = None,
+        params: Mapping[str, Any] | None = None,
+        repeat: int = 2,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """A fresh statement from re-running the claim's runner with its recorded params."""
+        ...
 
 
 def recheck_claims(
     ledger: Ledger,
     report: VerifyReport,
     *,
+    rerunner: Rerunner,
     model_path: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> None:
     """`verify --reproduce`: re-run every runner claim (appending nothing); a claim that
     diverges is a `not-reproduced` problem, one that cannot be re-run here (another runner
     version, its model file missing) is listed as skipped with the reason."""
-    from runners.registry import get_runner
-
     claims = [e for e in ledger.entries() if e.kind == "evidence" and e.predicate.get("runner")]
     done, skipped = 0, []
     for entry in claims:
@@ -270,7 +234,7 @@ def recheck_claims(
             progress(f"re-running seq {entry.seq}", done, len(claims))
         made_with = entry.predicate["runner"]
         try:
-            current = get_runner(str(made_with.get("name"))).version
+            current = rerunner.version(str(made_with.get("name")))
         except (UsageError, ValueError) as e:
             skipped.append({"seq": entry.seq, "reason": str(e)})
             continue
@@ -279,7 +243,7 @@ def recheck_claims(
             skipped.append({"seq": entry.seq, "reason": reason + f"this evledger runs {current}"})
             continue
         try:
-            rerun = rerun_claim(entry, model_path=model_path)
+            rerun = rerunner.rerun(entry, model_path=model_path)
         except (UsageError, InputError) as e:
             skipped.append({"seq": entry.seq, "reason": str(e)})
             continue
@@ -298,6 +262,7 @@ def reproduce(
     ledger: Ledger,
     ref: str,
     *,
+    rerunner: Rerunner,
     model_path: Path | None = None,
     tolerances: Mapping[str, Tolerance] | None = None,
     params: Mapping[str, Any] | None = None,
@@ -309,7 +274,7 @@ def reproduce(
     claim_entry = ledger.resolve(ref)
     if claim_entry.kind not in ("evidence", "import"):
         raise UsageError(f"seq {claim_entry.seq} is a {claim_entry.kind} entry, not a claim")
-    rerun = rerun_claim(
+    rerun = rerunner.rerun(
         claim_entry, model_path=model_path, params=params, repeat=repeat, progress=progress
     )
     statement, deltas, changes, verdict = build_reproduction(claim_entry, rerun, tolerances)
@@ -327,6 +292,7 @@ def reproduce(
 __all__ = [
     "DEFAULT_TOLERANCES",
     "Reproduction",
+    "Rerunner",
     "Tolerance",
     "build_reproduction",
     "compare_metrics",

@@ -16,7 +16,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def report_markdown() -> str:
     """`evledger report --md` of the project's own ledger."""
-    cmd = [sys.executable, "-m", "ledger", "--ledger", str(ROOT), "report", "--md"]
+    cmd = [sys.executable, "-m", "evledger", "--ledger", str(ROOT), "report", "--md"]
     return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -27,7 +27,7 @@ def readme_section(readme: str) -> str:
 
 def main() -> None:
     """Rewrite docs/REPORT.md and the README section in place."""
-    cmd = [sys.executable, "-m", "ledger", "--ledger", str(ROOT), "report", "--md"]
+    cmd = [sys.executable, "-m", "evledger", "--ledger", str(ROOT), "report", "--md"]
     subprocess.run([*cmd, "-o", str(ROOT / "docs" / "REPORT.md")], check=True)
     path = ROOT / "README.md"
     text = path.read_text()

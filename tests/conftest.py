@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,20 @@ def filled(ledger: Ledger) -> Ledger:
     ledger.append_files(LEGACY_SAMPLES, key_name="alice")
     ledger.append_files(LEGACY_SAMPLES, key_name="alice")
     return ledger
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hermetic_git(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never see the machine's git config or HOME: their own identity, an empty HOME."""
+    home = tmp_path_factory.mktemp("home")
+    for key, value in {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "evledger tests",
+        "GIT_AUTHOR_EMAIL": "tests@evledger.invalid",
+        "GIT_COMMITTER_NAME": "evledger tests",
+        "GIT_COMMITTER_EMAIL": "tests@evledger.invalid",
+    }.items():
+        os.environ[key] = value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click.testing import CliRunner
 
-from ledger.cli import main
+from evledger.cli import main
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -193,16 +193,16 @@ def test_bad_ref_and_usage(filled: Ledger) -> None:
     assert code == 2
 
 
-def test_python_dash_m_ledger(filled: Ledger) -> None:
+def test_python_dash_m_evledger(filled: Ledger) -> None:
     env = {**os.environ, "EVLEDGER_LEDGER": str(filled.root)}
     proc = subprocess.run(
-        [sys.executable, "-m", "ledger", "verify", "--json"], capture_output=True, env=env
+        [sys.executable, "-m", "evledger", "verify", "--json"], capture_output=True, env=env
     )
     assert proc.returncode == 0 and json.loads(proc.stdout)["ok"]
 
 
 def test_ledger_cli_never_imports_textual() -> None:
-    code = "import sys, ledger.cli, ledger.api, ledger.verify; print('textual' in sys.modules)"
+    code = "import sys, evledger.cli, ledger.api, ledger.verify; print('textual' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from test_reproduce import append_claim, static_claim, tiny_model
 
+from evledger.rerun import RunnerRerunner
 from ledger.api import Ledger, init_ledger
 from ledger.audit import audit_ledger
 from ledger.bundle import export_bundle, import_bundle
@@ -51,8 +52,8 @@ def test_reproduced_and_diverged_claims(ledger: Ledger, tmp_path: Path) -> None:
     doctored["predicate"]["metrics"]["out_cos"] -= 0.01
     bad = append_claim(ledger, doctored)
     lonely = append_claim(ledger, copy.deepcopy(base))
-    reproduce(ledger, str(good), model_path=model, key_name="alice")
-    reproduce(ledger, str(bad), model_path=model, key_name="alice")
+    reproduce(ledger, str(good), rerunner=RunnerRerunner(), model_path=model, key_name="alice")
+    reproduce(ledger, str(bad), rerunner=RunnerRerunner(), model_path=model, key_name="alice")
     report = audit_ledger(ledger)
     by_seq = {c.seq: c for c in report.claims}
     assert set(by_seq) == {good, bad, lonely}  # reproductions are not claims
@@ -86,7 +87,9 @@ def test_cross_ledger_reproduction_round_trip(ledger: Ledger, tmp_path: Path) ->
     export_bundle(ledger, [str(claim_seq)], tmp_path / "claim.json")
     bob, _ = init_ledger(tmp_path / "bob", "bob")
     [imported] = import_bundle(bob, tmp_path / "claim.json", key_name="bob").appended
-    rep = reproduce(bob, str(imported.seq), model_path=model, key_name="bob")
+    rep = reproduce(
+        bob, str(imported.seq), rerunner=RunnerRerunner(), model_path=model, key_name="bob"
+    )
     assert rep.verdict == "reproduced"
     assert (
         rep.entry.predicate["claim"]["imported_from"]["digest"]

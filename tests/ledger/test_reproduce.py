@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 import schemas
+from evledger.rerun import RunnerRerunner
 from ledger.api import Ledger, Prepared
 from ledger.errors import InputError, UsageError
 from ledger.reproduce import (
@@ -66,7 +67,9 @@ def model(tmp_path: Path) -> Path:
 
 def test_same_machine_reproduction_has_zero_deltas(ledger: Ledger, model: Path) -> None:
     seq = append_claim(ledger, static_claim(model))
-    result = reproduce(ledger, str(seq), model_path=model, key_name="alice")
+    result = reproduce(
+        ledger, str(seq), rerunner=RunnerRerunner(), model_path=model, key_name="alice"
+    )
     assert result.verdict == "reproduced"
     assert result.deltas and all(d["delta"] == 0 for d in result.deltas.values())
     assert result.entry.kind == "reproduction"
@@ -79,7 +82,14 @@ def test_same_machine_reproduction_has_zero_deltas(ledger: Ledger, model: Path) 
 
 def test_changed_parameter_diverges(ledger: Ledger, model: Path) -> None:
     seq = append_claim(ledger, static_claim(model))
-    result = reproduce(ledger, str(seq), model_path=model, params={"bits": 3}, key_name="alice")
+    result = reproduce(
+        ledger,
+        str(seq),
+        rerunner=RunnerRerunner(),
+        model_path=model,
+        params={"bits": 3},
+        key_name="alice",
+    )
     assert result.verdict == "diverged"
     assert result.param_changes == {"bits": {"claim": 4, "reproduced": 3}}
     assert not result.deltas["ratio_fp16_effective"]["ok"]
@@ -89,7 +99,9 @@ def test_doctored_metric_diverges(ledger: Ledger, model: Path) -> None:
     statement = copy.deepcopy(static_claim(model))
     statement["predicate"]["metrics"]["cos_min"] += 0.001
     seq = append_claim(ledger, statement)
-    result = reproduce(ledger, str(seq), model_path=model, key_name="alice")
+    result = reproduce(
+        ledger, str(seq), rerunner=RunnerRerunner(), model_path=model, key_name="alice"
+    )
     assert result.verdict == "diverged"
     bad = {k for k, d in result.deltas.items() if not d["ok"]}
     assert bad == {"cos_min"}
@@ -103,6 +115,7 @@ def test_tolerance_absorbs_a_small_doctoring(ledger: Ledger, model: Path) -> Non
     result = reproduce(
         ledger,
         str(seq),
+        rerunner=RunnerRerunner(),
         model_path=model,
         tolerances={"cos_min": Tolerance(abs=1e-5)},
         key_name="alice",
@@ -116,13 +129,13 @@ def test_other_model_file_is_refused(ledger: Ledger, model: Path, tmp_path: Path
     other = tiny_model(tmp_path / "other.safetensors", seed=2)
     before = ledger.tip()
     with pytest.raises(InputError, match="not a subject of the claim"):
-        reproduce(ledger, str(seq), model_path=other, key_name="alice")
+        reproduce(ledger, str(seq), rerunner=RunnerRerunner(), model_path=other, key_name="alice")
     assert ledger.tip() == before
 
 
 def test_legacy_evidence_cannot_be_rerun(filled: Ledger) -> None:
     with pytest.raises(UsageError, match="not runner evidence"):
-        reproduce(filled, "1", key_name="alice")
+        reproduce(filled, "1", rerunner=RunnerRerunner(), key_name="alice")
 
 
 def test_tolerance_table_and_parsing() -> None:

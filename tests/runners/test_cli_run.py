@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ledger.cli import cli, main
+from evledger.cli import cli, main
 
 
 def test_runners_json_lists_params() -> None:

@@ -271,7 +271,7 @@ async def test_cached_index_is_reused_and_updated(review_ledger: Ledger) -> None
 
 def test_core_never_imports_textual() -> None:
     code = (
-        "import sys, ledger.cli, ledger.api, ledger.verify, ledger.index, runners.registry; "
+        "import sys, evledger.cli, ledger.api, ledger.verify, ledger.index, runners.registry; "
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -17,17 +17,17 @@ from ledger.errors import EvledgerError
 
 #: modules that each expose COMMANDS = [click commands]; imported when the CLI starts
 COMMAND_MODULES = [
-    "ledger.cli.core",
-    "ledger.cli.keys",
-    "ledger.cli.run",
-    "ledger.cli.verify",
-    "ledger.cli.reproduce",
-    "ledger.cli.bundle",
-    "ledger.cli.audit",
-    "ledger.cli.gate",
-    "ledger.cli.diff",
-    "ledger.cli.report",
-    "ledger.cli.tui",
+    "evledger.cli.core",
+    "evledger.cli.keys",
+    "evledger.cli.run",
+    "evledger.cli.verify",
+    "evledger.cli.reproduce",
+    "evledger.cli.bundle",
+    "evledger.cli.audit",
+    "evledger.cli.gate",
+    "evledger.cli.diff",
+    "evledger.cli.report",
+    "evledger.cli.tui",
 ]
 
 

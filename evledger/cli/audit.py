@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from evledger.cli.output import emit_json, ledger_from, stdout
 from ledger.audit import audit_ledger, verdict_text
-from ledger.cli.output import emit_json, ledger_from, stdout
 from ledger.errors import UsageError, VerificationFailed
 
 

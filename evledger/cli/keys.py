@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from evledger.cli.output import emit_json, ledger_from
 from ledger import keys as keystore
-from ledger.cli.output import emit_json, ledger_from
 from ledger.errors import InputError
 from ledger.files import MAX_KEY_BYTES, read_regular_file
 

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ledger.cli.output import emit_json, signing_key_option, stdout
+from evledger.cli.output import emit_json, signing_key_option, stdout
 from ledger.errors import InputError, UsageError
 
 SUMMARY_METRICS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ledger.cli.output import ledger_from
+from evledger.cli.output import ledger_from
 
 
 @click.command("tui")

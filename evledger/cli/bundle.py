@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from evledger.cli.output import emit_json, ledger_from, signing_key_option, trusted_keys_option
 from ledger.bundle import export_bundle, import_bundle
-from ledger.cli.output import emit_json, ledger_from, signing_key_option, trusted_keys_option
 from ledger.files import MAX_KEY_BYTES, read_regular_file
 
 

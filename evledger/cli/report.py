@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import emit_json, ledger_from
 from ledger.errors import UsageError
 from ledger.files import check_output_path, write_atomic
 from ledger.report import report_for_ledger, to_markdown, write_pareto_svg

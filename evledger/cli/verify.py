@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.output import emit_json, ledger_from, progress_bar, trusted_keys_option
+from evledger.cli.output import emit_json, ledger_from, progress_bar, trusted_keys_option
 from ledger.errors import VerificationFailed
 from ledger.files import MAX_KEY_BYTES, read_regular_file
 from ledger.verify import CODES
@@ -56,11 +56,16 @@ def verify_cmd(
             pinned_keys=pinned, genesis=genesis, since_note=since_text, progress=update
         )
     if reproduce:
+        from evledger.rerun import RunnerRerunner
         from ledger.reproduce import recheck_claims
 
         with progress_bar("re-running claims", enabled=not as_json) as update:
             recheck_claims(
-                ledger, report, model_path=model_path, progress=lambda _l, d, t: update(d, t)
+                ledger,
+                report,
+                rerunner=RunnerRerunner(),
+                model_path=model_path,
+                progress=lambda _l, d, t: update(d, t),
             )
     if as_json:
         emit_json(report.to_json())

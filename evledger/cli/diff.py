@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from ledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import emit_json, ledger_from
 from ledger.diff import EntryDiff, diff_entries, table_rows
 from ledger.errors import UsageError
 from ledger.gate import evaluate_ledger, gate_changes, resolve_policy

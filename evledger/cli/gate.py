@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import emit_json, ledger_from
 from ledger.errors import NoGo, UsageError
 from ledger.evidence import fmt_metric
 from ledger.gate import (

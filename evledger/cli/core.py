@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from evledger.cli.output import emit_json, ledger_from, signing_key_option, stdout
 from ledger.api import init_ledger
 from ledger.chain import Entry
-from ledger.cli.output import emit_json, ledger_from, signing_key_option, stdout
 from ledger.files import check_output_path, write_atomic
 
 

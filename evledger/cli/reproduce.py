@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.output import emit_json, ledger_from, progress_bar, signing_key_option
+from evledger.cli.output import emit_json, ledger_from, progress_bar, signing_key_option
+from evledger.rerun import RunnerRerunner
 from ledger.errors import UsageError, VerificationFailed
 from ledger.reproduce import Tolerance, parse_tolerance, reproduce
 
@@ -65,6 +66,7 @@ def reproduce_cmd(
         result = reproduce(
             ledger,
             ref,
+            rerunner=RunnerRerunner(),
             model_path=model_path,
             tolerances=overrides,
             params=_params(params),
