@@ -137,6 +137,26 @@ def selects(selection: str, info: TensorInfo) -> bool:
     )
 
 
+def refuse_compressed(path: Path) -> None:
+    """InputError pointing to `compare` when `path` is a compressed checkpoint.
+
+    Signs: GGUF magic, a quantization_config (config.json or quantize_config.json), or
+    packed tensors (`*.qweight`, `*.qzeros`, `*.g_idx`, `*_scale`, `*_zero_point`,
+    `*.weight_packed`). Measuring their scales as weights would be meaningless.
+    """
+    if not path.exists():
+        return
+    from runners.formats.detect import describe_compressed
+
+    why = describe_compressed(path)
+    if why is not None:
+        raise InputError(
+            f"{why}; measure it against its original with "
+            f"`evledger run compare --model ORIGINAL --param compressed={path}`",
+            path=path,
+        )
+
+
 class ModelSource:
     """A model on disk: one .safetensors file, a folder of shards, or a Hugging Face folder."""
 
@@ -145,6 +165,7 @@ class ModelSource:
         self.is_default = path is None
         self.requested = default_model_path() if path is None else Path(path)
         self.matrices = matrices
+        refuse_compressed(self.requested)
         self.root, self.paths = self._resolve(self.requested)
         self._files: list[FileInfo] | None = None
         self._tensors: list[TensorInfo] | None = None

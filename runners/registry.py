@@ -14,6 +14,7 @@ RUNNERS: dict[str, str] = {
     "proxy": "runners.proxy:RUNNER",
     "entropy": "runners.entropy:RUNNER",
     "memory": "runners.memory:RUNNER",
+    "compare": "runners.compare:RUNNER",
 }
 
 try:  # the ledger's own usage error when the core is present
