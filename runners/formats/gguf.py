@@ -105,7 +105,7 @@ class GGUFCheckpoint(Checkpoint):
             arr = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type)
         except NotImplementedError as exc:
             raise InputError(f"gguf cannot dequantize {t.tensor_type.name} ({gname})") from exc
-        w = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).reshape(shape)
+        w = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)).reshape(shape)
         if self.arch in _PERMUTED_ARCHS and w.dim() == 2:
             if gname.endswith("attn_q.weight") and self.n_head:
                 w = unpermute_rows(w, self.n_head)
