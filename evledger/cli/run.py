@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evledger.cli.output import emit_json, signing_key_option, stdout
@@ -94,23 +95,31 @@ def _fmt(value: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def runners_cmd(as_json: bool) -> None:
     """List the runners with their parameters, defaults and help."""
-    from runners.registry import load_runners
+    from runners.registry import load_runners, plugins
 
     loaded = load_runners()
+    plugged = plugins()
     docs = []
     for name, runner in loaded.items():
+        origin = {"plugin": plugged[name].describe()} if name in plugged else {}
         if isinstance(runner, Exception):
-            docs.append(
-                {"name": name, "available": False, "error": f"{type(runner).__name__}: {runner}"}
-            )
+            err = f"{type(runner).__name__}: {runner}"
+            docs.append({"name": name, "available": False, "error": err, **origin})
+            continue
+        try:
+            params = [p.describe() for p in runner.params]
+        except Exception as exc:  # a plug-in with bad params must not hide the others
+            err = f"{type(exc).__name__}: {exc}"
+            docs.append({"name": name, "available": False, "error": err, **origin})
             continue
         docs.append(
             {
                 "name": name,
                 "available": True,
-                "version": runner.version,
-                "description": runner.description,
-                "params": [p.describe() for p in runner.params],
+                "version": str(runner.version),
+                "description": str(runner.description),
+                "params": params,
+                **origin,
             }
         )
     if as_json:
@@ -118,15 +127,29 @@ def runners_cmd(as_json: bool) -> None:
         return
     console = stdout()
     for doc in docs:
+        src = ""
+        if "plugin" in doc:
+            src = f"  [plug-in {doc['plugin']['package']} {doc['plugin']['version']}]"
         if not doc["available"]:
-            console.print(f"[bold]{doc['name']}[/bold]  (unavailable: {doc['error']})")
+            console.print(
+                f"[bold]{escape(doc['name'])}[/bold]{escape(src)}  "
+                f"(unavailable: {escape(doc['error'])})"
+            )
             continue
-        console.print(f"[bold]{doc['name']}[/bold] {doc['version']}: {doc['description']}")
+        console.print(
+            f"[bold]{escape(doc['name'])}[/bold] {escape(doc['version'])}{escape(src)}: "
+            f"{escape(doc['description'])}"
+        )
         table = Table(show_header=True, box=None, pad_edge=False)
         for col in ("param", "type", "default", "help"):
             table.add_column(col)
         for p in doc["params"]:
-            table.add_row(p["name"], p["type"], json.dumps(p["default"]), p["help"])
+            table.add_row(
+                *(
+                    escape(str(v))
+                    for v in (p["name"], p["type"], json.dumps(p["default"]), p["help"])
+                )
+            )
         console.print(table)
         console.print()
 
@@ -154,6 +177,13 @@ def runners_cmd(as_json: bool) -> None:
     type=int,
     help="Measurements in fresh state (>= 2) for the determinism block.",
 )
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "auto"]),
+    default="cpu",
+    show_default=True,
+    help="Where runners do heavy math (forward passes, matmuls); recorded in the statement.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the statement JSON; append nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @signing_key_option
@@ -164,6 +194,7 @@ def run_cmd(
     model_path: Path | None,
     param_pairs: tuple[str, ...],
     repeat: int,
+    device: str,
     dry_run: bool,
     as_json: bool,
     key_name: str | None,
@@ -176,6 +207,9 @@ def run_cmd(
 
     if repeat < 2:
         raise UsageError("--repeat must be at least 2 (determinism needs two measurements)")
+    from runners.device import resolve as resolve_device
+
+    resolve_device(device)  # cuda without a GPU: exit 2 before any work
     runner = get_runner(runner_name)
     params = resolve_params(runner, parse_param_pairs(param_pairs))
     ledger = None
@@ -186,7 +220,9 @@ def run_cmd(
     matrices = params.get("matrices", "linear")
     model = ModelSource(model_path, matrices=matrices)
     with _progress(True) as progress:
-        statement = run_runner(runner, model, params, repeat=repeat, progress=progress)
+        statement = run_runner(
+            runner, model, params, repeat=repeat, progress=progress, device=device
+        )
     try:
         validate_statement(statement)
     except ValueError as exc:

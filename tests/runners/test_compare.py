@@ -13,8 +13,8 @@ import torch
 from click.testing import CliRunner
 from compressed_models import (
     copy_original,
-    gptq_tensors,
     default_folder,
+    gptq_tensors,
     load_all,
     write_compressed_tensors,
     write_gguf,
