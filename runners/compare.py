@@ -24,6 +24,7 @@ Tensors on one side only, or not comparable (shape, integer dtype), are listed b
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,6 @@ from runners.formats import Checkpoint, open_checkpoint
 from runners.formats.base import file_record
 from runners.formats.detect import FORMATS
 from runners.formats.signing import find_signatures, read_signature
-from runners.measure import ReconstructionDigest, cosine
 from runners.model import ModelSource, TensorInfo, selects
 from runners.texts import HELDOUT, TEXTS
 from runners.texts import subject as texts_subject
@@ -212,11 +212,27 @@ def _gaussian(in_features: int) -> torch.Tensor:
     return torch.randn(GAUSSIAN_SAMPLES, in_features, generator=gen)
 
 
+def flat_cosine(a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 20) -> float:
+    """`runners.measure.cosine` (float64, 1.0 for two zeros) in chunks: no full float64 copies."""
+    x, y = a.reshape(-1), b.reshape(-1)
+    dot = nx = ny = 0.0
+    for i in range(0, x.numel(), chunk):
+        xc, yc = x[i : i + chunk].to(torch.float64), y[i : i + chunk].to(torch.float64)
+        dot += float(torch.dot(xc, yc))
+        nx += float(torch.dot(xc, xc))
+        ny += float(torch.dot(yc, yc))
+    if nx == 0 and ny == 0:
+        return 1.0
+    if nx == 0 or ny == 0:
+        return 0.0
+    return max(-1.0, min(1.0, dot / math.sqrt(nx * ny)))
+
+
 def _layer_out_cos(x: torch.Tensor, w: torch.Tensor, w_hat: torch.Tensor) -> float:
     """cos(X·Wᵀ, X·Ŵᵀ) on the current device (float64 reduction)."""
     dev = devices.current()
     xd = x.to(dev)
-    return cosine((xd @ w.to(dev).T).cpu(), (xd @ w_hat.to(dev).T).cpu())
+    return flat_cosine((xd @ w.to(dev).T).cpu(), (xd @ w_hat.to(dev).T).cpu())
 
 
 class CompareRunner:
@@ -275,7 +291,7 @@ class CompareRunner:
             else {}
         )
         rows, not_compared, overrides = [], [], {}
-        digest = ReconstructionDigest()
+        digest = hashlib.sha256()  # over the float32 reconstructions, in file order
         calib_hash = hashlib.sha256()
         gaussian_rows: list[str] = []
         counted_names = {t.name for t in counted}
@@ -310,7 +326,7 @@ class CompareRunner:
                 row["layer_out_cos"] = _layer_out_cos(x, w, rec.w_hat)
                 row["counted"] = True
             rows.append(row)
-            digest.update(rec.w_hat)
+            digest.update(rec.w_hat.contiguous().numpy())
             if info.name in pnames:
                 overrides[pnames[info.name]] = rec.w_hat
             del w, rec
@@ -340,7 +356,7 @@ class CompareRunner:
             "not_compared": not_compared,
             "renamed": {k: v for k, v in mapping.items() if k != v},
         }
-        return Measurement(metrics, rows, digest.hexdigest(), extra)
+        return Measurement(metrics, rows, "sha256:" + digest.hexdigest(), extra)
 
 
 def _row(info: TensorInfo, cname: str, w: torch.Tensor, rec: Any) -> dict[str, Any]:
@@ -358,7 +374,7 @@ def _row(info: TensorInfo, cname: str, w: torch.Tensor, rec: Any) -> dict[str, A
         "bytes_by_part": dict(rec.parts),
         "ratio": fp16 / rec.nbytes if rec.nbytes else None,
         "bits_per_weight": 8.0 * rec.nbytes / w.numel(),
-        "cos": cosine(w, rec.w_hat),
+        "cos": flat_cosine(w, rec.w_hat),
         "counted": False,
     }
 

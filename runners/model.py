@@ -163,6 +163,10 @@ class ModelSource:
     def __init__(self, path: str | os.PathLike[str] | None = None, matrices: str = "linear"):
         """Resolve `path` (None = the default model) and check every file; nothing is loaded."""
         self.is_default = path is None
+        self.reference_note: str | None = None
+        self.source_subjects: list[dict[str, Any]] = []
+        if path is not None and str(path) == "smollm2" and not Path(path).exists():
+            path = self._smollm2()
         self.requested = default_model_path() if path is None else Path(path)
         self.matrices = matrices
         refuse_compressed(self.requested)
@@ -181,6 +185,15 @@ class ModelSource:
             raise InputError(
                 f"no 2-D weight matrices selected (matrices={matrices})", path=self.requested
             )
+
+    def _smollm2(self) -> Path:
+        """The default causal LM (`--model smollm2`): its dequantized folder, with provenance."""
+        from runners.causal import SMOLLM2_FILE, SMOLLM2_NOTE, smollm2_folder
+
+        folder, digest = smollm2_folder()
+        self.reference_note = SMOLLM2_NOTE
+        self.source_subjects = [{"name": SMOLLM2_FILE, "digest": {"sha256": digest}}]
+        return folder
 
     @staticmethod
     def _resolve(path: Path) -> tuple[Path, list[Path]]:

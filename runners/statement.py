@@ -180,6 +180,7 @@ def run_runner(
     metrics = dict(first.metrics)
     metrics["determinism_delta"] = det["delta"]
     subjects = [{"name": f.name, "digest": {"sha256": f.sha256}} for f in model.files()]
+    subjects.extend(getattr(model, "source_subjects", []))  # e.g. the GGUF behind smollm2
     subjects.extend(first.extra.get("subjects", []))
     plugin = plugin_of(runner.name)
     runner_block: dict[str, Any] = {"name": runner.name, "version": runner.version}
@@ -207,6 +208,8 @@ def run_runner(
         "matrices": model.matrices,
         "tensors": model.summary(),
     }
+    if getattr(model, "reference_note", None):
+        predicate["model"]["reference"] = model.reference_note
     for key, value in first.extra.items():
         if key not in ("subjects", "seeds", "rate_distortion") and key not in RESERVED:
             predicate[key] = value

@@ -37,17 +37,24 @@ _CHUNK_ELEMS = 1 << 22
 
 
 def unpack_stream(packed: torch.Tensor, bits: int, n: int) -> torch.Tensor:
-    """Codes [n, cols] (int64) from int32 words [rows, cols], one LSB-first stream per column."""
+    """Codes [n, cols] (integers) from int32 words [rows, cols], one LSB-first stream per column."""
     if bits not in (2, 3, 4, 8):
         raise InputError(f"GPTQ bits must be 2, 3, 4 or 8, got {bits}")
-    words = packed.to(torch.int64) & 0xFFFFFFFF
-    rows, cols = words.shape
+    rows, cols = packed.shape
     if rows * 32 < n * bits:
         raise InputError(f"packed tensor holds {rows * 32 // bits} codes per column, need {n}")
+    mask = (1 << bits) - 1
+    if bits in (2, 4, 8):  # whole codes per word: one shift per position, int32 throughout
+        per = 32 // bits
+        w32 = packed.to(torch.int32)
+        out32 = torch.empty(rows, per, cols, dtype=torch.int32)
+        for k in range(per):
+            torch.bitwise_and(w32 >> (bits * k), mask, out=out32[:, k])
+        return out32.reshape(rows * per, cols)[:n]
+    words = packed.to(torch.int64) & 0xFFFFFFFF
     pos = torch.arange(n, dtype=torch.int64) * bits
     word, shift = pos // 32, (pos % 32)[:, None]
     nxt = torch.clamp(word + 1, max=rows - 1)
-    mask = (1 << bits) - 1
     out = torch.empty(n, cols, dtype=torch.int64)
     step = max(1, _CHUNK_ELEMS // max(1, n))
     for c0 in range(0, cols, step):
@@ -97,6 +104,25 @@ def _quant_config(root: Path, weight_files: list[Path]) -> tuple[dict[str, Any],
         if isinstance(doc, dict):
             return doc, qc
     return {}, None
+
+
+def _dequantize(
+    q: torch.Tensor, z: torch.Tensor, scales: torch.Tensor, g: torch.Tensor
+) -> torch.Tensor:
+    """scales[g[i], o] · (q[i, o] − z[g[i], o]) as float32 [in, out], few temporaries."""
+    in_f = q.shape[0]
+    groups = scales.shape[0]
+    w = q.to(torch.float32)
+    zf = z.to(torch.float32)
+    gs = -(-in_f // groups)
+    if in_f == groups * gs and torch.equal(g, torch.arange(in_f) // gs):  # contiguous groups
+        view = w.view(groups, gs, -1)
+        view -= zf[:, None, :]
+        view *= scales[:, None, :]
+        return w
+    w -= zf[g]
+    w *= scales[g]
+    return w
 
 
 class PackedCheckpoint(Checkpoint):
@@ -179,7 +205,7 @@ class PackedCheckpoint(Checkpoint):
                 parts[f"{module}.g_idx"] = self._by_name[f"{module}.g_idx"].nbytes
         if int(g.min()) < 0 or int(g.max()) >= groups:
             raise InputError(f"{module}: group index out of range (groups={groups})")
-        w = scales[g] * (q - z[g]).to(torch.float32)  # [in, out]
+        w = _dequantize(q, z, scales, g)
         return Reconstruction(f"{module}.weight", w.T.contiguous(), parts, self._scheme())
 
     def _scheme(self) -> str:
