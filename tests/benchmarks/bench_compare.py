@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             print(
                 f"{r['case']:<42} model {r['model_mb']:>8} MiB  wall {r['wall_s']:>7} s  "
-                f"peak RSS {r['peak_rss_mb']:>7} MiB  ({r['rss_to_model']:.3f} of model)  {r['metrics']}"
+                f"peak RSS {r['peak_rss_mb']:>7} MiB  ({r['rss_to_model']:.3f} of model)  "
+                f"{r['metrics']}"
             )
     synth = [r for r in results if r["case"].startswith("synthetic")]
     if len(synth) >= 2:
