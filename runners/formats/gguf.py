@@ -10,6 +10,7 @@ its rotary layout, so those are un-permuted (as transformers' GGUF loader does).
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,12 +107,26 @@ class GGUFCheckpoint(Checkpoint):
         except NotImplementedError as exc:
             raise InputError(f"gguf cannot dequantize {t.tensor_type.name} ({gname})") from exc
         w = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)).reshape(shape)
+        del arr
+        self._release(int(t.data_offset), int(t.n_bytes))
         if self.arch in _PERMUTED_ARCHS and w.dim() == 2:
             if gname.endswith("attn_q.weight") and self.n_head:
                 w = unpermute_rows(w, self.n_head)
             elif gname.endswith("attn_k.weight") and (self.n_head_kv or self.n_head):
                 w = unpermute_rows(w, self.n_head_kv or self.n_head or 1)
         return Reconstruction(name, w, {gname: int(t.n_bytes)}, t.tensor_type.name)
+
+    def _release(self, offset: int, nbytes: int) -> None:
+        """Drop the mapped pages of one tensor once it is copied (keeps RSS flat in file size)."""
+        mm = getattr(self.reader.data, "_mmap", None)
+        if mm is None or not hasattr(mm, "madvise"):
+            return
+        page = mmap.PAGESIZE
+        start = offset - offset % page
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, start, offset + nbytes - start)
+        except (OSError, ValueError):
+            pass
 
     def describe(self) -> dict[str, Any]:
         """Architecture, tensor types used (with counts), name mapping coverage."""

@@ -39,3 +39,14 @@ def test_smollm2_against_its_own_gguf_is_exact_with_equal_perplexity(smollm2: Mo
     names = [s["name"] for s in st["subject"]]
     assert SMOLLM2_FILE in names and "tokenizer.json" in names and "config.json" in names
     assert Path(smollm2.root / "reference.json").is_file()
+
+
+def test_hessian_reports_perplexity_before_and_after_on_smollm2(smollm2: ModelSource) -> None:
+    """hessian accepts `--model smollm2` too: GPTQ on one MLP matrix, perplexity before/after."""
+    params = {"matrices": r"re:^model\.layers\.0\.mlp\.down_proj\.weight$", "bits": 3}
+    st = run_runner(get_runner("hessian"), smollm2, params)
+    validate_statement(st)
+    m = st["predicate"]["metrics"]
+    assert m["n_matrices"] == 1
+    assert m["ppl_before"] > 1 and m["ppl_after_gptq"] > 1 and m["ppl_after_rtn"] > 1
+    assert "Q4_1" in st["predicate"]["model"]["reference"]

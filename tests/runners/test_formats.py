@@ -197,3 +197,40 @@ def test_gguf_reader_bytes_names_and_dequantization(
     assert ck.weight_bytes() == path.stat().st_size
     assert ck.overhead_bytes() == path.stat().st_size - sum(s.nbytes for s in ck.stored())
     assert "pooler.dense.weight" not in ck.names()  # BERT GGUF has no pooler
+
+
+def test_awq_checkpoint_dequantizes_to_the_expected_weights(tmp_path: Path) -> None:
+    """An AWQ (GEMM) layout file reads back to scales·(q − zero) with zeros stored as is."""
+    from compressed_models import rtn_codes
+
+    w = torch.randn(64, 256, generator=torch.Generator().manual_seed(3)) * 0.05
+    codes, scales, zeros, g_idx = rtn_codes(w, 4, 64)
+    expected = scales[g_idx.long()].T * (codes - zeros[g_idx.long()].T)
+    folder = tmp_path / "awq"
+    folder.mkdir()
+    parts = {
+        "lin.qweight": awq_pack(codes.T.contiguous()),
+        "lin.qzeros": awq_pack(zeros),
+        "lin.scales": scales.half(),
+    }
+    save_file(parts, str(folder / "model.safetensors"))
+    cfg = {"quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 64}}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    ck = open_checkpoint(folder)
+    assert ck.format == "awq"
+    rec = ck.load("lin.weight")
+    assert torch.allclose(rec.w_hat, expected.float(), atol=1e-6)
+    sizes = header_sizes(folder / "model.safetensors")
+    assert rec.nbytes == sum(sizes.values()) == 256 * 64 // 2 + 4 * 64 // 2 + 4 * 64 * 2
+
+
+def test_detect_leaves_plain_models_alone(tmp_path: Path) -> None:
+    """A float model with a tensor called `layer_scale` is not taken for a compressed one."""
+    save_file(
+        {"a.layer_scale": torch.ones(4), "a.weight": torch.ones(4, 4)},
+        str(tmp_path / "m.safetensors"),
+    )
+    assert detect(tmp_path / "m.safetensors") is None
+    from runners.model import default_model_path
+
+    assert detect(default_model_path()) is None
