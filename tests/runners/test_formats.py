@@ -234,3 +234,32 @@ def test_detect_leaves_plain_models_alone(tmp_path: Path) -> None:
     from runners.model import default_model_path
 
     assert detect(default_model_path()) is None
+
+
+@pytest.mark.parametrize(("qtype", "block", "d_at"), [("Q4_K", 144, (0, 2)), ("Q6_K", 210, (208,))])
+def test_gguf_k_quant_tensors_read_with_their_block_bytes(
+    tmp_path: Path, qtype: str, block: int, d_at: tuple[int, ...]
+) -> None:
+    """gguf-py cannot write K-quants, so raw K-quant blocks (fp16 scales set finite) are
+    stored with the writer's raw_dtype; the reader counts 144/210 bytes per 256 weights and
+    dequantizes through gguf.quants to the right shape, finite."""
+    import gguf
+
+    rows, cols = 8, 512
+    raw = np.random.default_rng(0).integers(0, 256, (rows, cols // 256 * block), dtype=np.uint8)
+    blocks = raw.reshape(rows, cols // 256, block)
+    for at in d_at:  # the block's fp16 super-scale(s): 0.01
+        blocks[:, :, at : at + 2] = np.frombuffer(np.float16(0.01).tobytes(), dtype=np.uint8)
+    q = getattr(gguf.GGMLQuantizationType, qtype)
+    path = tmp_path / "k.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tensor("blk.0.ffn_down.weight", raw, raw_dtype=q)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    ck = open_checkpoint(path)
+    rec = ck.load("blk.0.ffn_down.weight")
+    assert tuple(rec.w_hat.shape) == (rows, cols) and rec.scheme == qtype
+    assert rec.nbytes == rows * cols // 256 * block
+    assert torch.isfinite(rec.w_hat).all() and rec.w_hat.abs().max() > 0
