@@ -166,6 +166,24 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = Path(os.environ.get("EVLEDGER_CACHE", tempfile.gettempdir())) / "evledger-bench-compare"
     results = []
+
+    def show(r: dict[str, Any]) -> None:
+        """One result line as soon as it is measured (unless --json)."""
+        if not args.json:
+            print(
+                f"{r['case']:<42} model {r['model_mb']:>8} MiB  wall {r['wall_s']:>7} s  "
+                f"peak RSS {r['peak_rss_mb']:>7} MiB  ({r['rss_to_model']:.3f} of model)  "
+                f"{r['metrics']}",
+                flush=True,
+            )
+
+    for gb in (float(s) for s in args.sizes.split(",")):
+        original = synthetic.cached(gb)
+        gptq = write_gptq_of(original, cache / f"synthetic-{gb:g}gib-gptq4")
+        size = original.stat().st_size
+        label = f"synthetic {gb:g} GiB vs GPTQ 4-bit"
+        results.append(measure(label, str(original), gptq, False, args.repeat, size))
+        show(results[-1])
     if not args.skip_default:
         from compressed_models import write_compressed_tensors
 
@@ -173,36 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (ct / "model.safetensors").is_file():
             write_compressed_tensors(ct, "W4A16", "pack-quantized")
         size = default_model_path().stat().st_size
-        results.append(
-            measure("default model vs W4A16 (functional)", "default", ct, True, args.repeat, size)
-        )
-        results.append(
-            measure(
-                "default model vs W4A16 (weights only)", "default", ct, False, args.repeat, size
-            )
-        )
-    for gb in (float(s) for s in args.sizes.split(",")):
-        original = synthetic.cached(gb)
-        gptq = write_gptq_of(original, cache / f"synthetic-{gb:g}gib-gptq4")
-        results.append(
-            measure(
-                f"synthetic {gb:g} GiB vs GPTQ 4-bit",
-                str(original),
-                gptq,
-                False,
-                args.repeat,
-                original.stat().st_size,
-            )
-        )
+        for functional in (True, False):
+            label = f"default model vs W4A16 ({'functional' if functional else 'weights only'})"
+            results.append(measure(label, "default", ct, functional, args.repeat, size))
+            show(results[-1])
     if args.json:
         print(json.dumps(results, indent=1))
-    else:
-        for r in results:
-            print(
-                f"{r['case']:<42} model {r['model_mb']:>8} MiB  wall {r['wall_s']:>7} s  "
-                f"peak RSS {r['peak_rss_mb']:>7} MiB  ({r['rss_to_model']:.3f} of model)  "
-                f"{r['metrics']}"
-            )
     synth = [r for r in results if r["case"].startswith("synthetic")]
     if len(synth) >= 2:
         flat = synth[-1]["peak_rss_mb"] / synth[0]["peak_rss_mb"]
