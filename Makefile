@@ -31,6 +31,7 @@ bench: setup
 	$(PY) tests/benchmarks/bench_ledger.py
 	$(PY) tests/benchmarks/bench_runners.py
 	$(PY) tests/benchmarks/bench_memory.py
+	$(PY) tests/benchmarks/bench_compare.py
 	$(PY) tests/benchmarks/bench_tui.py
 
 lint: setup
