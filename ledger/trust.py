@@ -309,3 +309,69 @@ def check_trust_binding(cp: notes.Checkpoint, trust: TrustState) -> None:
             f"checkpoint {cp.size} binds another key history than the key entries given "
             "(a key entry was left out or altered)",
         )
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """What a reader demands: pinned keys (PEM bytes), a genesis, witnesses and a quorum."""
+
+    pinned_keys: tuple[bytes, ...] = ()
+    genesis: str | None = None
+    witnesses: tuple[Ed25519PublicKey, ...] = ()
+    quorum: int = 0
+
+
+def load_witness_key(data: bytes, *, path: Any = None) -> Ed25519PublicKey:
+    """A witness public key from PEM or from a C2SP cosignature verifier key (vkey)."""
+    from ledger.errors import InputError
+
+    text = data.decode("utf-8", errors="replace").strip()
+    if text.startswith("-----BEGIN"):
+        return load_public_pem(data, path=path)
+    try:
+        _, key, cosigner = notes.parse_vkey(text)
+    except notes.CheckpointError as e:
+        raise InputError(f"not a witness key (PEM or verifier key): {e}", path=path) from e
+    if not cosigner:
+        raise InputError("verifier key is a log key, not a cosignature key", path=path)
+    return key
+
+
+def load_trust_policy(path: Any) -> TrustPolicy:
+    """Read a trust policy TOML file: `trusted_keys`, `genesis`, `witnesses`, `quorum`.
+
+    Key entries are file paths (relative to the policy file) or inline verifier keys.
+    """
+    import tomllib
+    from pathlib import Path
+
+    from ledger.errors import InputError
+    from ledger.files import MAX_KEY_BYTES, read_regular_file
+
+    path = Path(path)
+    try:
+        doc = tomllib.loads(read_regular_file(path, what="trust policy").decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not a TOML trust policy: {e}", path=path) from e
+    unknown = set(doc) - {"trusted_keys", "genesis", "witnesses", "quorum"}
+    if unknown:
+        raise InputError(f"unknown trust policy fields: {', '.join(sorted(unknown))}", path=path)
+
+    def read(item: Any) -> bytes:
+        if not isinstance(item, str):
+            raise InputError("key entries must be strings", path=path)
+        if "+" in item and not (path.parent / item).exists():
+            return item.encode()
+        return read_regular_file(path.parent / item, max_bytes=MAX_KEY_BYTES, what="key")
+
+    pinned = tuple(read(k) for k in doc.get("trusted_keys", []))
+    for key in pinned:
+        load_public_pem(key, path=path)
+    witnesses = tuple(load_witness_key(read(k), path=path) for k in doc.get("witnesses", []))
+    quorum = doc.get("quorum", len(witnesses) and 1)
+    genesis = doc.get("genesis")
+    if not isinstance(quorum, int) or not 0 <= quorum <= len(witnesses):
+        raise InputError(f"quorum must be 0..{len(witnesses)} (the witnesses named)", path=path)
+    if genesis is not None and not isinstance(genesis, str):
+        raise InputError("genesis must be a digest string", path=path)
+    return TrustPolicy(pinned, genesis, witnesses, quorum)
