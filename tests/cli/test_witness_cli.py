@@ -48,9 +48,7 @@ def ok(result: tuple[int, str, str]) -> str:
     return out
 
 
-def test_claimant_to_auditor_through_a_git_remote(
-    people: dict[str, Party], tmp_path: Path
-) -> None:
+def test_claimant_to_auditor_through_a_git_remote(people: dict[str, Party], tmp_path: Path) -> None:
     claimant, witness, auditor = people["claimant"], people["witness"], people["auditor"]
     remote = tmp_path / "remote.git"
     git("init", "--bare", "--quiet", "--initial-branch=main", str(remote), cwd=tmp_path)
