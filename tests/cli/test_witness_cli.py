@@ -115,7 +115,7 @@ def test_claimant_to_auditor_through_a_git_remote(people: dict[str, Party], tmp_
     ok(claimant(*c, "checkpoint", "--key", "alice"))
     git("push", "--quiet", "--force", "origin", "main", cwd=led)
 
-    code, out, err = witness("witness", "cosign", url, "-o", tmp_path / "c2.note")
+    code, _, err = witness("witness", "cosign", url, "-o", tmp_path / "c2.note")
     assert code == 1 and "not-append-only" in err and not (tmp_path / "c2.note").exists()
 
     before = git("rev-parse", "HEAD", cwd=repro)

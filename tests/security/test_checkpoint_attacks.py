@@ -156,7 +156,7 @@ def test_a_fork_by_a_revoked_checkpoint_key_needs_witnesses_to_be_caught(
     got = import_bundle(sink, honest, key_name="bob", witnesses=witnesses, quorum=1)
     assert got.bundle.cosigners == ["w1"]
     refused(sink, fake, "split-view", pinned=[pem("alice")])
-    with pytest.raises(Exception, match="not-append-only|split-view"):
+    with pytest.raises(Exception, match=r"not-append-only|split-view"):
         cosign(w, str(forged.root))
 
 
@@ -169,7 +169,7 @@ def test_revoked_checkpoint_key_later_note_is_refused(
     ledger.checkpoint(key_name="cp")  # size 4: cp may sign
     ledger.revoke_key(load_key("cp").keyid, "rotated", key_name="alice")
     ledger.append_files(LEGACY, key_name="alice")
-    with pytest.raises(Exception, match="not trusted|checkpoint role"):
+    with pytest.raises(Exception, match=r"not trusted|checkpoint role"):
         ledger.checkpoint(key_name="cp")  # refused when made
     assert ledger.verify().ok
     # signed by hand and committed anyway: verify reports it, import refuses it
