@@ -374,12 +374,57 @@ def _record(
 
 __all__ = [
     "CosignResult",
+    "QuorumCheck",
     "Witness",
     "WitnessRefused",
     "WitnessState",
+    "check_quorum",
     "cosign",
     "init_witness",
     "load_state",
     "load_witness",
     "open_source",
 ]
+
+
+@dataclass(frozen=True)
+class QuorumCheck:
+    """Which stored checkpoint a quorum of witnesses vouches for, if any."""
+
+    size: int | None
+    cosigners: tuple[str, ...]
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True when a checkpoint with the quorum covers the whole ledger."""
+        return self.problem is None
+
+
+def check_quorum(
+    store: Store, rev: str, witnesses: list[Any], quorum: int, entries: int
+) -> QuorumCheck:
+    """The newest stored checkpoint with `quorum` valid cosignatures by `witnesses`.
+
+    A checkpoint counts only with the quorum; entries at or past its size (or all of them,
+    when none counts) are not vouched for, and `problem` says so. The log's own signature
+    on the note is verify's job (roles, trust at that size), not this function's.
+    """
+    if quorum <= 0:
+        return QuorumCheck(None, (), None)
+    for size, note in reversed(stored_checkpoints(store, rev)):
+        try:
+            found = notes.verify_cosignatures(note, witnesses)
+        except notes.CheckpointError as e:
+            return QuorumCheck(None, (), f"checkpoint {size}: {e}")
+        if len(found) >= quorum:
+            names = tuple(c.name for c in found)
+            if size < entries:
+                return QuorumCheck(
+                    size,
+                    names,
+                    f"entries from seq {size} on are not covered by a checkpoint with "
+                    f"{quorum} witness cosignatures (newest such: {size})",
+                )
+            return QuorumCheck(size, names, None)
+    return QuorumCheck(None, (), f"no checkpoint has {quorum} valid cosignatures by the witnesses")
