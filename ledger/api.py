@@ -39,6 +39,7 @@ from ledger.verify import (
     iter_entries,
     verify_ledger,
 )
+from ledger.view import TrustAnchor, VerifiedView, verified_view
 
 
 @dataclass(frozen=True)
@@ -246,8 +247,15 @@ class Ledger:
         self.store = Store(root)
 
     # ------------------------------------------------------------- reading
+    def view(
+        self, anchor: TrustAnchor | None = None, *, rev: str = "HEAD", progress: Any = None
+    ) -> VerifiedView:
+        """The verified view: what every command that decides reads (see `ledger.view`)."""
+        return verified_view(self, anchor, rev=rev, progress=progress)
+
     def entries(self, rev: str = "HEAD") -> Iterator[Entry]:
-        """All entries in seq order (not verified; use `verify` for that)."""
+        """All entries in seq order, NOT verified: for the store's own bookkeeping only;
+        anything that decides or shows a verdict reads `view()`."""
         if self.store.resolve(rev) is None:
             return iter(())
         return iter_entries(self.store, rev)
@@ -360,6 +368,7 @@ class Ledger:
                 if problems := entry_problems(entry):  # what verify would refuse is never signed
                     first = problems[0]
                     raise InputError(f"{first.code}: {first.message}", path=item.source)
+                entry.signer = key.keyid
                 entries.append(entry)
                 files[entry_path(seq)] = entry.raw
                 seq, prev = seq + 1, entry.digest
