@@ -68,6 +68,7 @@ CODES = {
     "trust-mismatch": "a checkpoint binds another key-entry history than the ledger holds",
     "quorum-not-met": "the checkpoint has fewer valid witness cosignatures than the quorum",
     "split-view": "two checkpoints of one origin that are not consistent with each other",
+    "not-witnessed": "the entry is past the newest checkpoint with the witness quorum",
 }
 
 #: codes that condemn the entry they name: such an entry is excluded from every verdict.
@@ -81,6 +82,7 @@ ENTRY_CODES = frozenset(CODES) - {
     "trust-mismatch",
     "quorum-not-met",
     "split-view",
+    "not-witnessed",
 }
 
 

@@ -378,6 +378,7 @@ __all__ = [
     "Witness",
     "WitnessRefused",
     "WitnessState",
+    "apply_quorum",
     "check_quorum",
     "cosign",
     "init_witness",
@@ -428,3 +429,17 @@ def check_quorum(
                 )
             return QuorumCheck(size, names, None)
     return QuorumCheck(None, (), f"no checkpoint has {quorum} valid cosignatures by the witnesses")
+
+
+def apply_quorum(
+    store: Store, rev: str, witnesses: Any, quorum: int, report: Report
+) -> QuorumCheck:
+    """Add the quorum's outcome to a verify report: `quorum-not-met` and the anchor it gives."""
+    check = check_quorum(store, rev, list(witnesses), quorum, report.entries)
+    if check.size is not None:
+        names = ", ".join(check.cosigners)
+        report.trust_anchor += f"; witnessed at size {check.size} by {names} (quorum {quorum})"
+    if check.problem is not None:
+        covered = check.size or 0
+        report.add(covered if covered < report.entries else None, "quorum-not-met", check.problem)
+    return check
