@@ -181,3 +181,41 @@ def test_witness_refusals_exit_1_with_a_code(people: dict[str, Party], tmp_path:
     code, _, err = witness("witness", "cosign", tmp_path / "nowhere")
     assert code == 2
     assert os.listdir(people["witness"].home / "witness" / "w1" / "logs") == []
+
+
+def test_quorum_on_verify_gate_and_report(people: dict[str, Party], tmp_path: Path) -> None:
+    claimant, witness = people["claimant"], people["witness"]
+    led = tmp_path / "claim"
+    ok(claimant("init", led, "--key", "alice"))
+    c = ["--ledger", led]
+    ok(claimant(*c, "append", *LEGACY, "--key", "alice"))
+    ok(claimant(*c, "checkpoint", "--key", "alice"))
+    ok(witness("witness", "init", "w1"))
+    w1 = tmp_path / "w1.pub"
+    w1.write_text(ok(witness("keys", "export", "w1")))
+    q = ["--witness", w1, "--quorum", "1"]
+    code, out, _ = claimant(*c, "verify", *q, "--json")
+    doc = json.loads(out)
+    assert code == 1 and [p["code"] for p in doc["problems"]] == ["quorum-not-met"]
+    note = tmp_path / "c.note"
+    ok(witness("witness", "cosign", led, "-o", note))
+    ok(claimant(*c, "checkpoint", "cosign", note))
+    doc = json.loads(ok(claimant(*c, "verify", *q, "--json")))
+    assert doc["ok"] and "witnessed at size 3 by w1 (quorum 1)" in doc["trust_anchor"]
+    ok(claimant(*c, "append", LEGACY[0], "--key", "alice"))  # seq 3: not witnessed yet
+    code, out, _ = claimant(*c, "verify", *q, "--json")
+    assert code == 1 and [(p["seq"], p["code"]) for p in json.loads(out)["problems"]] == [
+        (3, "quorum-not-met")
+    ]
+    assert claimant(*c, "verify", "--json")[0] == 0  # without the demand it verifies
+    code, out, _ = claimant(*c, "gate", *q, "--json")
+    trust = json.loads(out)["trust"]
+    assert code == 1 and [x["seq"] for x in trust["excluded"]] == [3]
+    assert trust["excluded"][0]["codes"] == ["not-witnessed"]
+    code, out, _ = claimant(*c, "report", "--md", *q)
+    assert code == 1 and "not-witnessed" in out
+    ok(claimant(*c, "checkpoint", "--key", "alice"))
+    ok(witness("witness", "cosign", led, "-o", note))
+    ok(claimant(*c, "checkpoint", "cosign", note))
+    gate = json.loads(claimant(*c, "gate", *q, "--json")[1])
+    assert gate["trust"]["excluded"] == [] and gate["trust"]["ok"]
