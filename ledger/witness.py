@@ -36,7 +36,7 @@ from ledger.canonical import canonical_bytes, digest_bytes
 from ledger.errors import LedgerError, UsageError, VerificationFailed
 from ledger.files import write_atomic
 from ledger.keys import SigningKey, check_name, evledger_home, generate_key, load_key
-from ledger.store import Store, entry_path
+from ledger.store import ENTRY_DIR, SHARD_SIZE, Store, entry_path, seq_from_path
 from ledger.trust import (
     TRUST_EXTENSION,
     TrustError,
@@ -222,6 +222,23 @@ def _resume(state: WitnessState) -> _State:
     return _State(TrustState.from_doc(state.trust), frontier, state.tip, state.size)
 
 
+def _entry_blobs(store: Store, commit: str, start: int, end: int) -> dict[int, str]:
+    """Blob ids of entries [start, end): only the shard folders that hold them are listed."""
+    first, last = start // SHARD_SIZE, max(end - 1, start) // SHARD_SIZE
+    prefixes = (
+        [ENTRY_DIR]
+        if last - first > 8
+        else [f"{ENTRY_DIR}/{k:06d}" for k in range(first, last + 1)]
+    )
+    found: dict[int, str] = {}
+    for prefix in prefixes:
+        for item in store.list_tree(commit, prefix):
+            seq = seq_from_path(item.path)
+            if seq is not None and start <= seq < end and item.mode == "100644":
+                found[seq] = item.sha
+    return found
+
+
 def _check_range(
     store: Store, commit: str, vstate: _State, end: int, progress: ProgressFn | None
 ) -> tuple[Report, list[bytes]]:
@@ -229,7 +246,8 @@ def _check_range(
     report = Report()
     verifier = Verifier(report)
     start = vstate.expected_seq
-    names = [f"{commit}:{entry_path(s)}" for s in range(start, end)]
+    blobs = _entry_blobs(store, commit, start, end)
+    names = [blobs.get(s, f"{commit}:{entry_path(s)}") for s in range(start, end)]
     leaves: list[bytes] = []
     try:
         for i, raw in enumerate(store.read_blobs(names)):
