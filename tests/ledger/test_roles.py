@@ -106,3 +106,29 @@ def test_entries_need_the_evidence_role(ledger: Ledger) -> None:
     with ledger.store.lock():
         ledger.store.commit_files({entry_path(entry.seq): entry.raw}, "x", ledger.store.resolve())
     assert {(p.seq, p.code) for p in ledger.verify().problems} == {(entry.seq, "wrong-role")}
+
+
+def test_root_threshold_through_the_cli(ledger: Ledger, tmp_path: Path) -> None:
+    at = ["--ledger", str(ledger.root)]
+    for name in ("r2", "r3", "e1"):
+        generate_key(name)
+        (tmp_path / f"{name}.pub").write_bytes(pem(name))
+    trust = [*at, "keys", "trust"]
+    assert run([*trust, tmp_path / "r2.pub", "--role", "root", "--key", "alice"])[0] == 0
+    code, _, _ = run(
+        [*trust, tmp_path / "r3.pub", "--role", "root", "--root-threshold", "2", "--key", "alice"]
+    )
+    assert code == 0
+    tip = ledger.tip()
+    code, _, err = run([*trust, tmp_path / "e1.pub", "--key", "alice"])
+    assert code == 2 and "threshold-not-met" in err and ledger.tip() == tip
+    code, _, err = run([*trust, tmp_path / "e1.pub", "--key", "alice", "--also-sign", "r3"])
+    assert code == 0, err
+    e1 = load_key("e1").keyid
+    code, _, err = run([*at, "keys", "revoke", e1, "--reason", "test", "--key", "r2"])
+    assert code == 2 and "threshold-not-met" in err
+    code, _, err = run(
+        [*at, "keys", "revoke", e1, "--reason", "t", "--key", "r2", "--also-sign", "alice"]
+    )
+    assert code == 0, err
+    assert ledger.verify().ok
