@@ -259,6 +259,7 @@ def verify_bundle(
     pinned: list[bytes] | None = None,
     witnesses: list[Any] | None = None,
     quorum: int = 0,
+    genesis_pin: str | None = None,
     path: Path | None = None,
 ) -> VerifiedBundle:
     """Check a bundle completely (see module docstring); raise BundleRefused on any problem.
@@ -281,6 +282,10 @@ def verify_bundle(
     genesis = _entry(doc.get("genesis"), "genesis", cp.size, cp.root, path)
     if genesis.seq != 0 or genesis.kind != "genesis":
         raise _refuse("the genesis item is not a seq-0 genesis entry", path, "no-genesis")
+    if genesis_pin and not genesis.digest.startswith(genesis_pin):
+        raise _refuse(
+            f"genesis is {genesis.digest}, pinned {genesis_pin}", path, "genesis-mismatch"
+        )
     origin = genesis.predicate.get("origin")
     if origin != cp.origin or doc.get("origin") != cp.origin:
         raise _refuse(f"origin {doc.get('origin')!r} ≠ genesis/checkpoint origin", path)
@@ -546,11 +551,17 @@ def import_bundle(
     pinned: list[bytes] | None = None,
     witnesses: list[Any] | None = None,
     quorum: int = 0,
+    genesis_pin: str | None = None,
     key_name: str | None = None,
 ) -> ImportResult:
     """Verify a bundle offline, then append its entries as `import` entries (all or none)."""
     bundle = verify_bundle(
-        read_bundle(path), pinned=pinned, witnesses=witnesses, quorum=quorum, path=path
+        read_bundle(path),
+        pinned=pinned,
+        witnesses=witnesses,
+        quorum=quorum,
+        genesis_pin=genesis_pin,
+        path=path,
     )
     known, seen = _known_origins(ledger)
     check_origin(bundle, known.get(bundle.origin), path)

@@ -132,6 +132,26 @@ def test_the_issues_forged_bundle_is_refused(ledger: Ledger, sink: Ledger, tmp_p
     refused(sink, tmp_path / "forged.json", "wrong-role")  # unpinned too
 
 
+def test_a_pinned_genesis_keeps_an_impostor_origin_out(
+    ledger: Ledger, sink: Ledger, tmp_path: Path
+) -> None:
+    """A made-up ledger (its own genesis and keys) is refused when the auditor pins the real
+    genesis; unpinned, the first bundle of an origin binds it (README threat model)."""
+    ledger.append_files(LEGACY, key_name="alice")
+    ledger.checkpoint(key_name="alice")
+    real_genesis = ledger.resolve("0").digest
+    generate_key("eve")
+    impostor, _ = init_ledger(tmp_path / "impostor", "eve")
+    genesis = impostor.resolve("0")
+    assert genesis.digest != real_genesis
+    impostor.append_files(LEGACY, key_name="eve")
+    impostor.checkpoint(key_name="eve")
+    fake = write(build_bundle(impostor, ["1"]), tmp_path / "fake.json")
+    refused(sink, fake, "genesis-mismatch", genesis_pin=real_genesis[:23])
+    honest = write(build_bundle(ledger, ["1"]), tmp_path / "honest.json")
+    assert import_bundle(sink, honest, key_name="bob", genesis_pin=real_genesis[:23]).appended
+
+
 def test_a_bundle_that_drops_a_revocation_no_longer_matches_its_note(
     ledger: Ledger, sink: Ledger, tmp_path: Path
 ) -> None:
