@@ -425,6 +425,17 @@ class Ledger:
             "public_key": public_pem(public),
             "roles": list(chosen),
         }
+        known = self.verify().trusted_keys  # every key the trust history named, revoked too
+        for record in known:
+            if record["name"] == name:
+                raise UsageError(
+                    f"a key named {name!r} is already in this ledger's trust history "
+                    f"({record['keyid'][:16]}…); choose another --name"
+                )
+            if record["keyid"] == doc["keyid"] and record["revoked_seq"] is None:
+                raise UsageError(f"that key is already trusted as {record['name']!r}")
+        if self.store.read_path("HEAD", f"keys/{name}.pub") is not None:
+            raise UsageError(f"keys/{name}.pub already exists; choose another --name")
         predicate: dict[str, Any] = {"key": doc}
         if root_threshold is not None:
             predicate["root_threshold"] = root_threshold
@@ -527,6 +538,19 @@ class Ledger:
                     f"(seq {first.seq}: {first.code})",
                     path=self.root,
                 )
+            record = next(
+                (
+                    k
+                    for k in report.trusted_keys
+                    if k["keyid"] == key.keyid and k["revoked_seq"] is None
+                ),
+                None,
+            )
+            if record is None:
+                raise SigningKeyError(
+                    f"key {key.name!r} ({key.keyid[:16]}…) is not trusted by this ledger; "
+                    "only a trusted key may sign its checkpoints"
+                )
             raw_genesis = self.store.read_path(parent, entry_path(0)) if parent else None
             if raw_genesis is None or parent is None or report.trust is None:
                 raise LedgerError("the ledger has no genesis entry", path=self.root)
@@ -542,7 +566,8 @@ class Ledger:
                 f"{TRUST_EXTENSION} {report.trust.history_digest(report.entries)}",
             )
             cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
-            text = notes.sign_note(cp, key.name, key.private_key)
+            # the note names the signer as the ledger knows it (verify looks it up by that name)
+            text = notes.sign_note(cp, record["name"], key.private_key)
             base = f"{CHECKPOINT_DIR}/{cp.size:09d}"
             files = {f"{base}.note": text.encode(), f"{base}.state.json": canonical_bytes(state)}
             self.store.commit_files(files, f"evledger: checkpoint {cp.size}", parent)
