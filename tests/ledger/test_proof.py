@@ -33,7 +33,7 @@ def docs_checker() -> str:
     """The python block of docs/proofs.md, as a reviewer would copy it."""
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
     assert len(blocks) == 1
-    assert len(blocks[0].strip().splitlines()) <= 25
+    assert len([line for line in blocks[0].splitlines() if line.strip()]) <= 25
     return blocks[0]
 
 
