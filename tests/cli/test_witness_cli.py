@@ -219,3 +219,10 @@ def test_quorum_on_verify_gate_and_report(people: dict[str, Party], tmp_path: Pa
     ok(claimant(*c, "checkpoint", "cosign", note))
     gate = json.loads(claimant(*c, "gate", *q, "--json")[1])
     assert gate["trust"]["excluded"] == [] and gate["trust"]["ok"]
+    policy = tmp_path / "policy.toml"
+    policy.write_text('witnesses = ["w1.pub"]\nquorum = 1\n')
+    doc = json.loads(ok(claimant(*c, "verify", "--trust-policy", policy, "--json")))
+    assert "witnessed at size 4 by w1 (quorum 1)" in doc["trust_anchor"]
+    policy.write_text('witnesses = ["w1.pub"]\nquorum = 2\n')
+    code, _, err = claimant(*c, "verify", "--trust-policy", policy)
+    assert code == 2 and "quorum must be 0..1" in err
