@@ -267,9 +267,14 @@ def cosign(
     source: str,
     *,
     now: int | None = None,
+    genesis_pin: str | None = None,
     progress: ProgressFn | None = None,
 ) -> CosignResult:
-    """Check the ledger's newest checkpoint against the witness's record, then cosign it."""
+    """Check the ledger's newest checkpoint against the witness's record, then cosign it.
+
+    `genesis_pin` (a digest prefix): the genesis the witness expects for this origin, for the
+    first contact (later, the recorded genesis is what binds the origin).
+    """
     store = open_source(witness, source)
     commit = store.resolve("HEAD")
     if commit is None:
@@ -285,6 +290,12 @@ def cosign(
     with _locked(witness):
         old = load_state(witness, cp.origin)
         result, resume = _check(store, commit, cp, note, old, progress)
+        pinned = genesis_pin and not str(resume["genesis"]).startswith(genesis_pin)
+        if pinned or (old is not None and genesis_pin and not old.genesis.startswith(genesis_pin)):
+            raise WitnessRefused(
+                "genesis-mismatch",
+                f"{cp.origin}: genesis {resume['genesis']}, pinned {genesis_pin}",
+            )
         timestamp = int(time.time()) if now is None else now
         line = notes.cosign_line(note, witness.name, witness.key.private_key, timestamp)
         result.line = line

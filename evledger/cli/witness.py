@@ -51,8 +51,11 @@ def init_cmd(name: str, as_json: bool) -> None:
     help="Write the cosigned note here (default: stdout).",
 )
 @click.option("--key", "key_name", help="Witness name (default: the only witness).")
+@click.option("--genesis", help="The genesis digest (prefix) expected on first contact.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def cosign_cmd(ledger: str, output: Path | None, key_name: str | None, as_json: bool) -> None:
+def cosign_cmd(
+    ledger: str, output: Path | None, key_name: str | None, genesis: str | None, as_json: bool
+) -> None:
     """Cosign LEDGER's newest checkpoint (LEDGER: a folder, a bare repository or a git URL).
 
     The first time an origin is seen every entry is verified; later only the new entries are,
@@ -63,7 +66,7 @@ def cosign_cmd(ledger: str, output: Path | None, key_name: str | None, as_json: 
         check_output_path(output, "cosigned note")
     witness = load_witness(key_name)
     with progress_bar("witness", enabled=not as_json) as update:
-        result = cosign(witness, ledger, progress=update)
+        result = cosign(witness, ledger, genesis_pin=genesis, progress=update)
     if output is not None:
         write_atomic(output, result.note.encode())
     if as_json:

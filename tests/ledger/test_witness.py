@@ -111,3 +111,13 @@ def test_a_bad_new_entry_is_refused_with_its_verify_code(filled: Ledger) -> None
         cosign(w, str(filled.root))
     assert info.value.code in {"bad-signature", "unverifiable-signature", "not-canonical"}
     assert load_state(w, origin_of(filled)) == before
+
+
+def test_a_genesis_pin_guards_the_first_contact(filled: Ledger, tmp_path: Path) -> None:
+    filled.checkpoint(key_name="alice")
+    w = init_witness("w1")
+    with pytest.raises(WitnessRefused) as info:
+        cosign(w, str(filled.root), genesis_pin="sha256:" + "0" * 16)
+    assert info.value.code == "genesis-mismatch"
+    assert load_state(w, origin_of(filled)) is None
+    assert cosign(w, str(filled.root), genesis_pin=filled.resolve("0").digest[:23]).line
