@@ -15,6 +15,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import orjson
@@ -89,7 +90,7 @@ def metric_value(value: Any) -> Metric | None:
 
 def flat_metrics(metrics: Any) -> Metrics:
     """Numeric/bool items of a metrics mapping (other values are dropped)."""
-    if not isinstance(metrics, Mapping):
+    if not isinstance(metrics, dict):
         return {}
     out: Metrics = {}
     for key, value in metrics.items():
@@ -101,14 +102,15 @@ def flat_metrics(metrics: Any) -> Metrics:
 
 def _dig(doc: Any, path: tuple[str, ...]) -> Any:
     for part in path:
-        if not isinstance(doc, Mapping):
+        if not isinstance(doc, dict):
             return None
         doc = doc.get(part)
     return doc
 
 
 def _dict(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
+    """The value if it is a JSON object (not copied: statements are read, never mutated)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _str(value: Any) -> str | None:
@@ -153,7 +155,7 @@ class Binding:
     @classmethod
     def from_dict(cls, doc: Any) -> Binding | None:
         """From `predicate.ledger` (None if absent)."""
-        if not isinstance(doc, Mapping):
+        if not isinstance(doc, dict):
             return None
         seq = doc.get("seq")
         return cls(
@@ -200,7 +202,7 @@ class RunnerRef:
         """From `predicate.runner` (an object, or a bare name in foreign statements)."""
         if isinstance(value, str):
             return cls(value, "")
-        if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
             extra = {k: v for k, v in value.items() if k not in ("name", "version")}
             return cls(value["name"], str(value.get("version", "")), extra)
         return None
@@ -218,7 +220,7 @@ class ClaimRef:
     @classmethod
     def from_value(cls, value: Any) -> ClaimRef | None:
         """From `predicate.claim` as `reproduce` writes it."""
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             return None
         seq = value.get("seq")
         src = value.get("imported_from")
@@ -226,7 +228,7 @@ class ClaimRef:
             seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
             _str(value.get("digest")),
             str(value.get("predicate_type", "")),
-            _str(src.get("digest")) if isinstance(src, Mapping) else None,
+            _str(src.get("digest")) if isinstance(src, dict) else None,
         )
 
     @property
@@ -302,7 +304,7 @@ class RunnerEvidence(Predicate):
     def _build(cls, raw: dict[str, Any], binding: Binding | None) -> Predicate:
         return cls(raw, binding, **_runner_fields(raw))
 
-    @property
+    @cached_property
     def metrics(self) -> Metrics:
         """The runner's flat metrics."""
         return flat_metrics(self.raw_metrics)
@@ -319,7 +321,7 @@ def _runner_fields(raw: dict[str, Any]) -> dict[str, Any]:
         "runner_ref": RunnerRef.from_value(raw.get("runner")),
         "params": _dict(raw.get("params")),
         "raw_metrics": _dict(raw.get("metrics")),
-        "rows": tuple(r for r in rows if isinstance(r, Mapping)) if isinstance(rows, list) else (),
+        "rows": tuple(r for r in rows if isinstance(r, dict)) if isinstance(rows, list) else (),
         "determinism": _dict(raw.get("determinism")),
         "environment": _dict(raw.get("environment")),
     }
@@ -368,7 +370,7 @@ class Legacy(Predicate):
     def _build(cls, raw: dict[str, Any], binding: Binding | None) -> Predicate:
         return cls(raw, binding, str(raw.get("schema_id", "")), _dict(raw.get("document")))
 
-    @property
+    @cached_property
     def metrics(self) -> Metrics:
         """Our metric view of the legacy document."""
         out: Metrics = {}
@@ -378,7 +380,7 @@ class Legacy(Predicate):
                 out[name] = num
         return out
 
-    @property
+    @cached_property
     def runner(self) -> RunnerRef | None:
         """The legacy schema_id stands where a runner name would."""
         return RunnerRef(self.schema_id, "") if self.schema_id else None
@@ -411,7 +413,7 @@ class Import(Predicate):
             tuple(KeyDoc.from_dict(k) for k in keys) if isinstance(keys, list) else (),
         )
 
-    @property
+    @cached_property
     def inner(self) -> Statement | None:
         """The foreign statement inside the envelope (None if it is unreadable)."""
         payload = self.envelope.get("payload")
@@ -463,7 +465,7 @@ class Genesis(Predicate):
             raw,
             binding,
             str(raw.get("origin", "")),
-            KeyDoc.from_dict(root) if isinstance(root, Mapping) else None,
+            KeyDoc.from_dict(root) if isinstance(root, dict) else None,
         )
 
 
@@ -478,7 +480,7 @@ class KeyAdd(Predicate):
     @classmethod
     def _build(cls, raw: dict[str, Any], binding: Binding | None) -> Predicate:
         key = raw.get("key")
-        return cls(raw, binding, KeyDoc.from_dict(key) if isinstance(key, Mapping) else None)
+        return cls(raw, binding, KeyDoc.from_dict(key) if isinstance(key, dict) else None)
 
 
 @dataclass(frozen=True)
@@ -534,7 +536,7 @@ def family_of(predicate_type: str, doc: Any) -> type[Predicate]:
     if predicate_type.startswith(PREDICATE_PREFIX):
         name = predicate_type[len(PREDICATE_PREFIX) :].partition("/")[0]
         return FAMILIES.get(name, RunnerEvidence)
-    if isinstance(doc, Mapping) and "runner" in doc and isinstance(doc.get("metrics"), Mapping):
+    if isinstance(doc, dict) and "runner" in doc and isinstance(doc.get("metrics"), dict):
         return RunnerEvidence
     return Predicate
 
@@ -575,7 +577,7 @@ class Statement:
         known = ("_type", "subject", "predicateType", "predicate")
         return {k: v for k, v in self.raw.items() if k not in known}
 
-    @property
+    @cached_property
     def evidence(self) -> Statement:
         """The statement that carries the evidence: the foreign one for an import."""
         if isinstance(self.predicate, Import):
@@ -584,7 +586,7 @@ class Statement:
                 return inner
         return self
 
-    @property
+    @cached_property
     def subject_digests(self) -> set[str]:
         """The sha256 digests of the subjects."""
         return {s.sha256 for s in self.subject if s.sha256}
