@@ -28,6 +28,7 @@ from ledger.keys import (
     load_public_pem,
     public_pem,
 )
+from ledger.statement import Genesis
 from ledger.store import ENTRY_DIR, Store, entry_path
 from ledger.trust import TRUST_EXTENSION
 from ledger.verify import (
@@ -275,31 +276,8 @@ class Ledger:
         return parse_entry(raw).seq, sha256_digest(raw)
 
     def resolve(self, ref: str) -> Entry:
-        """An entry by seq, digest (prefix), `latest` or `RUNNER@latest`."""
-        ref = ref.strip()
-        entries = list(self.entries())
-        if not entries:
-            raise UsageError("the ledger is empty")
-        if ref == "latest":
-            return entries[-1]
-        if ref.endswith("@latest"):
-            name = ref[: -len("@latest")]
-            matches = [e for e in entries if e.runner == name and e.kind == "evidence"]
-            if not matches:
-                raise UsageError(f"no entry from runner {name!r}")
-            return matches[-1]
-        if ref.isdigit():
-            seq = int(ref)
-            if seq >= len(entries) or entries[seq].seq != seq:
-                raise UsageError(f"no entry with seq {seq}")
-            return entries[seq]
-        prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
-        if len(prefix) < 7 + 4:
-            raise UsageError(f"digest prefix {ref!r} is too short (4 hex digits at least)")
-        found = [e for e in entries if e.digest.startswith(prefix)]
-        if len(found) != 1:
-            raise UsageError(f"{'no' if not found else 'more than one'} entry matches {ref!r}")
-        return found[0]
+        """A verified entry by seq, digest (prefix), `latest` or `RUNNER@latest`."""
+        return self.view().resolve(ref)
 
     # ------------------------------------------------------------- writing
     def append(
@@ -560,7 +538,8 @@ class Ledger:
                     f"at size {report.entries}"
                 )
             state = checkpoint_state(report, parent)
-            origin = str(parse_entry(raw_genesis).predicate.get("origin", "evledger"))
+            genesis = parse_entry(raw_genesis).predicate
+            origin = genesis.origin if isinstance(genesis, Genesis) else "evledger"
             ext = (
                 f"{STATE_EXTENSION} {digest_of(state)}",
                 f"{TRUST_EXTENSION} {report.trust.history_digest(report.entries)}",

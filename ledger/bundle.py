@@ -35,6 +35,7 @@ from ledger.envelope import b64decode, pae
 from ledger.errors import InputError, UsageError, VerificationFailed
 from ledger.files import check_output_path, read_json_file, write_atomic
 from ledger.keys import keyid_of, load_public_pem, verify_signature
+from ledger.statement import Genesis, Import
 from ledger.trust import (
     TrustError,
     TrustState,
@@ -97,8 +98,8 @@ def assemble_bundle(
         raise UsageError(f"checkpoint {size} does not match the entries; run `evledger verify`")
     genesis = entries[0]
     trust_entries = [e for e in entries if e.kind in TRUST_KINDS]
-    keys = [_public(genesis.predicate["root_key"])]
-    keys += [_public(e.predicate["key"]) for e in trust_entries if e.kind == "key-add"]
+    keys = [_public(genesis.predicate.to_dict()["root_key"])]
+    keys += [_public(e.predicate.to_dict()["key"]) for e in trust_entries if e.kind == "key-add"]
     consistency = []
     for old_size, old_note in checkpoints[:-1]:
         try:
@@ -205,10 +206,10 @@ def _entry(item: Any, what: str, size: int, root: bytes, path: Path | None) -> E
     except merkle.ProofError as e:
         raise _refuse(f"{what} (seq {entry.seq}): inclusion proof fails: {e}", path) from e
     try:
-        binding = entry.statement["predicate"]["ledger"]
+        binding = entry.predicate.binding
     except (KeyError, TypeError, ValueError) as e:
         raise _refuse(f"{what} (seq {entry.seq}): unreadable statement", path) from e
-    if (binding.get("seq"), binding.get("prev"), binding.get("kind")) != (
+    if binding is None or (binding.seq, binding.prev, binding.kind) != (
         entry.seq,
         entry.prev,
         entry.kind,
@@ -286,11 +287,11 @@ def verify_bundle(
         raise _refuse(
             f"genesis is {genesis.digest}, pinned {genesis_pin}", path, "genesis-mismatch"
         )
-    origin = genesis.predicate.get("origin")
+    origin = genesis.predicate.to_dict().get("origin")
     if origin != cp.origin or doc.get("origin") != cp.origin:
         raise _refuse(f"origin {doc.get('origin')!r} ≠ genesis/checkpoint origin", path)
     try:
-        trust = genesis_trust(genesis.predicate, genesis.digest)
+        trust = genesis_trust(genesis.predicate.to_dict(), genesis.digest)
     except (KeyError, TypeError, ValueError) as e:
         raise _refuse(f"genesis root key unusable: {e}", path) from e
     _signed_by(genesis, trust, path)
@@ -306,7 +307,9 @@ def verify_bundle(
         last = entry.seq
         root_signers = sorted(valid_signers(entry.envelope, trust, entry.seq, "root"))
         try:
-            apply_trust_entry(trust, entry.kind, entry.predicate, entry.envelope, entry.seq)
+            apply_trust_entry(
+                trust, entry.kind, entry.predicate.to_dict(), entry.envelope, entry.seq
+            )
         except TrustError as e:
             raise _refuse(str(e), path, e.code) from e
         trust.history.append((entry.seq, entry.digest))
@@ -399,7 +402,7 @@ def _check_note(
     if not pinned:
         return "bundle genesis (unpinned)"
     pinned_ids = {keyid_of(load_public_pem(p)) for p in pinned}
-    if genesis.predicate["root_key"]["keyid"] in pinned_ids:
+    if genesis.predicate.to_dict()["root_key"]["keyid"] in pinned_ids:
         return "pinned genesis root key"
     if any(r.keyid in pinned_ids for r in signers):
         return "checkpoint signed by a pinned key"
@@ -431,7 +434,7 @@ class ImportResult:
             },
             "trust_anchor": self.bundle.anchor,
             "appended": [
-                {"seq": e.seq, "digest": e.digest, "source": e.predicate["source"]}
+                {"seq": e.seq, "digest": e.digest, "source": e.document["predicate"]["source"]}
                 for e in self.appended
             ],
             "skipped": [{"seq": s, "reason": r} for s, r in self.skipped],
@@ -441,7 +444,7 @@ class ImportResult:
 def import_statement(bundle: VerifiedBundle, entry: Entry) -> dict[str, Any]:
     """The `import` statement carrying one foreign entry's envelope verbatim."""
     signer = bundle.trust.keys[bundle.signers[entry.seq]]
-    subject = entry.subjects or [
+    subject = [s.to_dict() for s in entry.subjects] or [
         {"name": f"{bundle.origin}#{entry.seq}", "digest": {"sha256": entry.digest[7:]}}
     ]
     return {
@@ -484,7 +487,7 @@ def _known_origins(ledger: Ledger) -> tuple[dict[str, _Known], set[str]]:
     for e in ledger.view().entries:  # only imports that verify here vouch for an origin
         if e.kind != "import":
             continue
-        src = e.predicate.get("source", {})
+        src = e.predicate.to_dict().get("source", {})
         if not isinstance(src, dict) or not isinstance(src.get("digest"), str):
             continue
         digests.add(src["digest"])
@@ -585,17 +588,25 @@ def import_bundle(
 def foreign_entry_bytes(import_entry: Entry) -> bytes | None:
     """Rebuild the foreign entry's canonical bytes from an import predicate (None if unable)."""
     pred = import_entry.predicate
-    src = pred.get("source", {})
-    if not isinstance(src, dict) or "kind" not in src or "seq" not in src:
+    if not isinstance(pred, Import) or "kind" not in pred.source or "seq" not in pred.source:
         return None
+    src = pred.source
     return canonical_bytes(
         {
             "seq": src["seq"],
             "prev": src.get("prev"),
             "kind": src["kind"],
-            "envelope": pred["envelope"],
+            "envelope": dict(pred.envelope),
         }
     )
+
+
+def _root_key(genesis: Entry) -> dict[str, str]:
+    """The genesis entry's root key document (KeyError if it has none)."""
+    pred = genesis.predicate
+    if not isinstance(pred, Genesis) or pred.root_key is None:
+        raise KeyError("root_key")
+    return pred.root_key.to_dict()
 
 
 __all__ = [

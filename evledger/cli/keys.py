@@ -106,7 +106,7 @@ def trust_cmd(
         also_sign=also_sign,
         root_threshold=root_threshold,
     )
-    shown = ",".join(entry.predicate["key"]["roles"])
+    shown = ",".join(entry.predicate.to_dict()["key"]["roles"])
     click.echo(f"trusted {name or pubfile.stem} ({shown}) at seq {entry.seq} ({entry.digest})")
 
 

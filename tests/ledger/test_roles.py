@@ -3,6 +3,7 @@ signs entries; refused when made, reported by verify."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def test_an_evidence_key_may_not_change_keys_or_sign_checkpoints(ledger: Ledger)
     assert ledger.tip() == tip
     # both done by hand anyway: verify names them
     seq, prev = tip  # type: ignore[misc]
-    add = next(e for e in ledger.entries() if e.kind == "key-add").statement
+    add = copy.deepcopy(next(e for e in ledger.entries() if e.kind == "key-add").document)
     add["predicate"]["key"] = {
         "keyid": load_key("carol").keyid,
         "name": "carol",
@@ -84,7 +85,7 @@ def test_a_checkpoint_signed_by_a_non_checkpoint_key_is_reported(ledger: Ledger)
     ledger.append_files(LEGACY, key_name="bob")
     frontier = merkle.Frontier()
     frontier.extend(merkle.leaf_hash(digest_bytes(e.digest)) for e in ledger.entries())
-    origin = ledger.resolve("0").predicate["origin"]
+    origin = ledger.resolve("0").predicate.to_dict()["origin"]
     note = notes.sign_note(
         notes.Checkpoint(origin, frontier.size, frontier.root()), "bob", load_key("bob").private_key
     )
@@ -100,7 +101,7 @@ def test_entries_need_the_evidence_role(ledger: Ledger) -> None:
     generate_key("cp")
     ledger.add_key(pem("cp"), "cp", key_name="alice", roles=("checkpoint",))
     seq, prev = ledger.tip()  # type: ignore[misc]
-    statement = ledger.append_files(LEGACY[:1], key_name="alice")[0].statement
+    statement = copy.deepcopy(ledger.append_files(LEGACY[:1], key_name="alice")[0].document)
     seq, prev = ledger.tip()  # type: ignore[misc]
     entry = build_entry(statement, kind="evidence", seq=seq + 1, prev=prev, keys=[load_key("cp")])
     with ledger.store.lock():

@@ -21,7 +21,7 @@ LEGACY = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "legacy-poc"
 
 
 def origin_of(ledger: Ledger) -> str:
-    return str(ledger.resolve("0").predicate["origin"])
+    return str(ledger.resolve("0").predicate.to_dict()["origin"])
 
 
 def test_frontier_consistency_proofs_equal_full_ones() -> None:

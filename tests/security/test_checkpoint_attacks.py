@@ -93,7 +93,7 @@ def forge(real: Ledger, tmp_path: Path) -> Ledger:
     frontier = merkle.Frontier()
     frontier.extend(merkle.leaf_hash(digest_bytes(e.digest)) for e in entries)
     history = [[e.seq, e.digest] for e in entries if e.kind in ("genesis", "key-add")]
-    origin = entries[0].predicate["origin"]
+    origin = entries[0].predicate.to_dict()["origin"]
     cp = notes.Checkpoint(
         origin, frontier.size, frontier.root(), (f"{TRUST_EXTENSION} {digest_of(history)}",)
     )
@@ -203,7 +203,7 @@ def test_revoked_checkpoint_key_later_note_is_refused(
     frontier = merkle.Frontier()
     frontier.extend(merkle.leaf_hash(digest_bytes(e.digest)) for e in entries)
     history = [[e.seq, e.digest] for e in entries if e.kind in ("genesis", "key-add", "key-revoke")]
-    origin = entries[0].predicate["origin"]
+    origin = entries[0].predicate.to_dict()["origin"]
     cp = notes.Checkpoint(
         origin, frontier.size, frontier.root(), (f"{TRUST_EXTENSION} {digest_of(history)}",)
     )
