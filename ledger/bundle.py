@@ -35,7 +35,7 @@ from ledger.envelope import b64decode, pae
 from ledger.errors import InputError, UsageError, VerificationFailed
 from ledger.files import check_output_path, read_json_file, write_atomic
 from ledger.keys import keyid_of, load_public_pem, verify_signature
-from ledger.statement import Genesis, Import
+from ledger.statement import Import
 from ledger.trust import (
     TrustError,
     TrustState,
@@ -599,14 +599,6 @@ def foreign_entry_bytes(import_entry: Entry) -> bytes | None:
             "envelope": dict(pred.envelope),
         }
     )
-
-
-def _root_key(genesis: Entry) -> dict[str, str]:
-    """The genesis entry's root key document (KeyError if it has none)."""
-    pred = genesis.predicate
-    if not isinstance(pred, Genesis) or pred.root_key is None:
-        raise KeyError("root_key")
-    return pred.root_key.to_dict()
 
 
 __all__ = [
