@@ -108,6 +108,11 @@ def _key_doc(name: str, key: SigningKey) -> dict[str, str]:
     return {"keyid": key.keyid, "name": name, "public_key": public_pem(key.public_key)}
 
 
+def signing_key(name: str | None) -> SigningKey:
+    """The local signing key `name` (default $EVLEDGER_KEY, else the only key)."""
+    return _signing_key(name)
+
+
 def _signing_key(name: str | None, *, create: bool = False) -> SigningKey:
     name = name or default_key_name()
     try:
