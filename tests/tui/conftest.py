@@ -12,6 +12,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from legacy import LEGACY_SAMPLES
 
 import schemas
 from ledger.api import Ledger, Prepared, init_ledger
@@ -24,10 +25,6 @@ from ledger.store import entry_path
 TEST_RUNNERS = ("static", "pareto", "memory", "reproduction")
 _STUB = "tui-test-stub"
 FIXED_KEY = bytes(range(32))
-_LEGACY = Path(__file__).resolve().parents[2].parent / "shared" / "legacy-poc" / "evidence"
-if not _LEGACY.is_dir():
-    _LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-poc"
-LEGACY_SAMPLES = sorted(_LEGACY.glob("*.json"))
 
 
 @pytest.fixture(autouse=True)
