@@ -177,7 +177,7 @@ def _check_toml_ints(obj: Any) -> None:
 def _parse_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"number {text} is not finite (non-finite numbers are refused)")
+        raise ValueError(f"number {text} is not finite (it overflows a double or names nan/inf)")
     return value
 
 
