@@ -388,6 +388,10 @@ class Ledger:
             cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
             text = notes.sign_note(cp, key.name, key.private_key)
             base = f"{CHECKPOINT_DIR}/{cp.size:09d}"
+            stored = self.store.read_path(parent, f"{base}.note")
+            if stored is not None:  # no entry since the last checkpoint: nothing to commit
+                kept = stored.decode("utf-8", errors="replace")
+                return kept, notes.parse_note(kept)[0]
             files = {f"{base}.note": text.encode(), f"{base}.state.json": canonical_bytes(state)}
             self.store.commit_files(files, f"evledger: checkpoint {cp.size}", parent)
         return text, cp

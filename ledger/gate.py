@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import re
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
+from ledger.canonical import loads_toml_strict
 from ledger.chain import Entry
 from ledger.errors import InputError
 from ledger.evidence import (
@@ -239,6 +240,33 @@ def _check_problems(doc: Any, where: str, problems: list[str], warnings: list[st
             )
         elif isinstance(value, bool) and op in OPS and op not in ("==", "!="):
             problems.append(f"{where}: op {op!r} cannot compare a boolean; use == or !=")
+        elif not isinstance(value, bool):
+            out_of_range = _threshold_problem(metric, value)
+            if out_of_range:
+                problems.append(f"{where}.value: {out_of_range}")
+
+
+#: (pattern, low, high) of the values a metric can take, first match wins (`ratio_at_cos_094`
+#: is a ratio); a threshold outside the range is a mistake
+METRIC_RANGES = (
+    (re.compile(r"ratio(_.*)?|.*_ratio"), 0.0, 1e6),
+    (re.compile(r"(.*_)?cos(_.*)?"), -1.0, 1.0),
+    (re.compile(r"(bytes|n)_.*|peak_rss_mb|model_mb"), 0.0, float(2**53 - 1)),
+)
+
+
+def _threshold_problem(metric: Any, value: int | float) -> str:
+    """Why a numeric threshold is unusable ("" if it is fine)."""
+    if not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if abs(value) > 2**53 - 1:
+        return f"{value} is beyond ±(2^53−1)"
+    for pattern, low, high in METRIC_RANGES if isinstance(metric, str) else ():
+        if pattern.fullmatch(metric):
+            if not low <= value <= high:
+                return f"{value} is outside [{low:g}, {high:g}], the range of {metric}"
+            break
+    return ""
 
 
 def _selector_problems(doc: Any, where: str, problems: list[str], warnings: list[str]) -> None:
@@ -389,10 +417,7 @@ def parse_policy(text: str | bytes, *, source: str = "", path: Path | str | None
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
             raise InputError("policy is not UTF-8 text", path=path) from e
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"not valid TOML: {e}", path=path) from e
+    doc = loads_toml_strict(text, path=path)  # size, depth and number limits; no nan/inf
     return policy_from_doc(doc, source=source, path=path)
 
 

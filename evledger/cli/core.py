@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from evledger.cli.output import emit_json, ledger_from, signing_key_option, stdout
+from evledger.cli.output import (
+    cell,
+    emit_json,
+    ledger_from,
+    plural,
+    print_out,
+    say,
+    signing_key_option,
+    table,
+)
 from ledger.api import init_ledger
 from ledger.chain import Entry
 from ledger.files import check_output_path, write_atomic
+from ledger.textsafe import visible_lines
 
 
 @click.command("init")
@@ -34,9 +44,9 @@ def init_cmd(ctx: click.Context, path: Path | None, key_name: str | None, as_jso
             }
         )
         return
-    click.echo(f"initialised ledger {ledger.root}")
-    click.echo(f"genesis {genesis.digest}")
-    click.echo("pin it: evledger verify --genesis " + genesis.digest[:23])
+    say(f"initialised ledger {ledger.root}")
+    say(f"genesis {genesis.digest}")
+    say("pin it: evledger verify --genesis " + genesis.digest[:23])
 
 
 @click.command("append")
@@ -55,7 +65,7 @@ def append_cmd(
         emit_json([_summary(e) for e in entries])
         return
     for entry in entries:
-        click.echo(f"appended seq {entry.seq} {entry.kind:<12} {entry.digest}")
+        say(f"appended seq {entry.seq} {entry.kind:<12} {entry.digest}")
 
 
 def _summary(entry: Entry) -> dict[str, object]:
@@ -77,7 +87,9 @@ def _summary(entry: Entry) -> dict[str, object]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
 @click.pass_context
 def log_cmd(ctx: click.Context, runner: str | None, kind: str | None, as_json: bool) -> None:
-    """List entries: seq, digest, kind, predicate type, signer, time."""
+    """List entries, one per line: seq, time (as signed), kind, runner, digest (first 19
+    characters) and signer (first 12 characters of the keyid). `--json` adds the predicate
+    type and the previous entry's digest, with every value in full."""
     ledger = ledger_from(ctx)
     rows = [
         _summary(e)
@@ -87,17 +99,17 @@ def log_cmd(ctx: click.Context, runner: str | None, kind: str | None, as_json: b
     if as_json:
         emit_json(rows)
         return
-    table = Table("seq", "time", "kind", "runner", "digest", "signer", box=None)
+    grid = table("seq", "time", "kind", "runner", "digest", "signer")
     for r in rows:
-        table.add_row(
-            str(r["seq"]),
-            str(r["time"]),
-            str(r["kind"]),
-            str(r["runner"] or ""),
-            str(r["digest"])[:19],
-            str(r["signer"] or "")[:12],
+        grid.add_row(
+            cell(r["seq"]),
+            cell(r["time"]),
+            cell(r["kind"]),
+            cell(r["runner"] or ""),
+            cell(str(r["digest"])[:19]),
+            cell(str(r["signer"] or "")[:12]),
         )
-    stdout().print(table)
+    print_out(grid)
 
 
 @click.command("show")
@@ -111,12 +123,22 @@ def show_cmd(ctx: click.Context, ref: str, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
+    say(f"seq {entry.seq} {entry.kind} {entry.digest}")
+    say(f"predicateType {entry.predicate_type}")
+    say(f"time {entry.time}  signer {doc['signer'] or '-'}")
+    _print_json(entry.statement)
+
+
+def _print_json(value: object) -> None:
+    """Indented JSON, control and bidi characters shown escaped; highlighted and folded on a
+    terminal (never cropped), plain lines when piped."""
+    text = visible_lines(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+    if not sys.stdout.isatty():
+        click.echo(text)
+        return
     from rich.syntax import Syntax
 
-    console = stdout()
-    console.print(f"[bold]seq {entry.seq}[/] {entry.kind} {entry.digest}")
-    console.print(f"predicateType {entry.predicate_type}  time {entry.time}")
-    console.print(Syntax(json.dumps(entry.statement, indent=2, sort_keys=True), "json"))
+    print_out(Syntax(text, "json", word_wrap=True, background_color="default"))
 
 
 @click.command("checkpoint")
@@ -134,16 +156,34 @@ def show_cmd(ctx: click.Context, ref: str, as_json: bool) -> None:
 def checkpoint_cmd(
     ctx: click.Context, output: Path | None, key_name: str | None, as_json: bool
 ) -> None:
-    """Sign a tree head (C2SP checkpoint) over all entries and store it in the ledger."""
+    """Sign a tree head (C2SP checkpoint) over all entries and store it in the ledger; with no
+    entry since the last checkpoint, print that one and commit nothing."""
     if output is not None:
         check_output_path(output, "checkpoint")
-    text, cp = ledger_from(ctx).checkpoint(key_name=key_name)
+    ledger = ledger_from(ctx)
+    before = ledger.store.resolve()
+    text, cp = ledger.checkpoint(key_name=key_name)
+    created = ledger.store.resolve() != before
     if output is not None:
         write_atomic(output, text.encode())
     if as_json:
-        emit_json({"size": cp.size, "root": cp.root.hex(), "origin": cp.origin, "note": text})
+        emit_json(
+            {
+                "size": cp.size,
+                "root": cp.root.hex(),
+                "origin": cp.origin,
+                "note": text,
+                "created": created,
+            }
+        )
         return
-    click.echo(text, nl=False)
+    if not created:
+        say(
+            f"no new entries since checkpoint {cp.size} "
+            f"({plural(cp.size, 'entry', 'entries')}); nothing committed",
+            err=True,
+        )
+    click.echo(visible_lines(text.rstrip("\n")))
 
 
 COMMANDS = [init_cmd, append_cmd, log_cmd, show_cmd, checkpoint_cmd]
