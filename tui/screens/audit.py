@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,7 +19,11 @@ from textual_plotext import PlotextPlot
 from ledger.audit import audit_ledger
 from ledger.errors import EvledgerError
 from ledger.ratedistortion import bound_ratio
+from ledger.textsafe import safe_markup
 from tui.widgets.diff_table import fit_columns
+
+#: entry-derived text inside Textual markup
+markup = partial(safe_markup, dialect="textual")
 
 if TYPE_CHECKING:
     from tui.app import EvledgerApp
@@ -88,7 +92,7 @@ class AuditScreen(Screen[None]):
         with Vertical(id="audit-body"):
             yield DataTable(id="audit-claims", cursor_type="row")
             yield PlotextPlot(id="audit-plot")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         """Draw the chart from the index; compute the audit in a worker."""
@@ -110,7 +114,7 @@ class AuditScreen(Screen[None]):
     def _computed(self, message: AuditComputed) -> None:
         banner = self.query_one("#audit-banner", Static)
         if message.error:
-            banner.update(f"✗ {escape(message.error)}")
+            banner.update(f"✗ {markup(message.error)}")
             return
         table: DataTable[Any] = self.query_one(DataTable)
         table.clear(columns=True)
