@@ -38,7 +38,8 @@ def report_cmd(
         raise UsageError("--json and --md are mutually exclusive")
     if output is not None:
         check_output_path(output)
-    report = report_for_ledger(ledger_from(ctx), policy_spec)
+    ledger = ledger_from(ctx)
+    report = report_for_ledger(ledger, policy_spec)
     if as_json:
         if output is None:
             emit_json(report.to_json())
@@ -53,7 +54,10 @@ def report_cmd(
     svg = plot_path(output)
     check_output_path(svg)
     tmp_svg = svg.with_name(f".{svg.name}.tmp")
-    write_pareto_svg(report.points, tmp_svg)
+    from ledger.audit import audit_ledger  # hollow markers: claims not yet reproduced
+
+    verdicts = {c.seq: c.verdict for c in audit_ledger(ledger).claims if c.seq is not None}
+    write_pareto_svg(report.points, tmp_svg, verdicts=verdicts)
     try:
         write_atomic(output, to_markdown(report, plot=svg.name).encode())
     except BaseException:
