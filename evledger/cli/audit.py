@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
-from evledger.cli.output import emit_json, ledger_from, stdout
+from evledger.cli.output import (
+    cell,
+    emit_json,
+    ledger_from,
+    plural,
+    print_out,
+    progress_bar,
+    say,
+    table,
+)
 from ledger.audit import audit_ledger, verdict_text
 from ledger.errors import UsageError, VerificationFailed
 
@@ -21,46 +29,38 @@ def audit_cmd(ctx: click.Context, as_json: bool, as_md: bool, rev: str) -> None:
     any claim diverged or is implausible."""
     if as_json and as_md:
         raise UsageError("choose one of --json and --md")
-    report = audit_ledger(ledger_from(ctx), rev)
+    with progress_bar("auditing", enabled=not as_json):
+        report = audit_ledger(ledger_from(ctx), rev)
     if as_json:
         emit_json(report.to_json())
     elif as_md:
         click.echo(report.to_markdown(), nl=False)
     else:
-        table = Table(
-            "seq",
-            "runner",
-            "signer",
-            "verdict",
-            "checks",
-            "physics",
-            "ratio",
-            "cos",
-            "bound",
-            box=None,
+        grid = table(
+            ">seq", "runner", "signer", "verdict", ">checks", "physics", ">ratio", ">cos", ">bound"
         )
         for c in report.claims:
             p = c.physics
-            table.add_row(
-                str(c.seq),
-                c.runner or "",
-                c.signer[:12],
-                verdict_text(c),
-                str(len(c.checks)),
-                p.status,
-                "" if p.ratio is None else f"{p.ratio:.3f}",
-                "" if p.cos is None else f"{p.cos:.6f}",
-                "" if p.bound_ratio is None else f"{p.bound_ratio:.3f}",
+            grid.add_row(
+                cell(c.seq),
+                cell(c.runner or ""),
+                cell(c.signer[:12]),
+                cell(verdict_text(c)),
+                cell(len(c.checks)),
+                cell(p.status),
+                cell("" if p.ratio is None else f"{p.ratio:.3f}"),
+                cell("" if p.cos is None else f"{p.cos:.6f}"),
+                cell("" if p.bound_ratio is None else f"{p.bound_ratio:.3f}"),
             )
-        console = stdout()
-        console.print(table)
+        print_out(grid)
         for c in report.claims:
             if c.physics.note:
-                console.print(f"seq {c.seq}: {c.physics.note}")
+                say(f"seq {c.seq}: {c.physics.note}")
         n = report.counts()
-        console.print(
-            f"{n['claims']} claims: {n['reproduced']} reproduced, {n['diverged']} diverged, "
-            f"{n['unreproduced']} unreproduced, {n['implausible']} implausible"
+        say(
+            f"{plural(n['claims'], 'claim')}: {n['reproduced']} reproduced, "
+            f"{n['diverged']} diverged, {n['unreproduced']} unreproduced, "
+            f"{n['implausible']} implausible"
         )
     if not report.ok:
         n = report.counts()

@@ -10,11 +10,13 @@ from evledger.cli.output import emit_json, ledger_from
 from ledger.diff import EntryDiff, diff_entries, table_rows
 from ledger.errors import UsageError
 from ledger.gate import evaluate_ledger, gate_changes, resolve_policy
+from ledger.textsafe import md_cell, md_text, visible
 
 HEADER = ("section", "key", "old", "new", "Δ", "Δ%", "")
 
 
 def _title(diff: EntryDiff) -> str:
+    """The heading line (runner names are hostile: escape it for its output)."""
     a, b = diff.a, diff.b
     return (
         f"seq {a.seq} ({a.runner or a.kind}, {a.digest[:19]}) -> "
@@ -23,16 +25,12 @@ def _title(diff: EntryDiff) -> str:
 
 
 def render_text(rows: list[tuple[str, ...]]) -> str:
-    """Aligned columns, header first."""
-    table = [HEADER, *rows]
+    """Aligned columns, header first; every cell shown through `visible()`."""
+    table = [HEADER, *(tuple(visible(c) for c in r) for r in rows)]
     widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table
     )
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def render_markdown(rows: list[tuple[str, ...]]) -> str:
@@ -41,7 +39,7 @@ def render_markdown(rows: list[tuple[str, ...]]) -> str:
         "| " + " | ".join(HEADER[:-1]) + " | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
-    lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -94,16 +92,17 @@ def _gate_diff(
         rows.append((c.id, "yes" if c.required else "no", c.old, c.new, src))
     if as_md:
         lines = [
-            f"**{head}**",
+            f"**{md_cell(head)}**",
             "",
             "| claim | required | old | new | entry |",
             "|---|---|---|---|---|",
         ]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
         click.echo("\n".join(lines))
         return
-    click.echo(head)
+    click.echo(visible(head))
     for r in rows:
+        r = tuple(visible(c) for c in r)
         click.echo(f"  {r[0]:<10} {r[2]:>7} -> {r[3]:<7}  [{r[4]}]")
     if not rows:
         click.echo("  no claim changed")
@@ -157,14 +156,14 @@ def diff_cmd(
         return
     rows = table_rows(diff, include_all=include_all, precision=precision)
     if as_md:
-        click.echo(f"**{_title(diff)}**\n")
+        click.echo(f"**{md_cell(_title(diff))}**\n")
         for note in diff.notes:
-            click.echo(f"> {note}\n")
+            click.echo(f"> {md_text(note)}\n")
         click.echo(render_markdown(rows), nl=False)
         return
-    click.echo(_title(diff))
+    click.echo(visible(_title(diff)))
     for note in diff.notes:
-        click.echo(f"note: {note}")
+        click.echo(f"note: {visible(note)}")
     click.echo(render_text(rows) if rows else "no changes")
 
 

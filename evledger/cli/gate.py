@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import emit_json, ledger_from, note, plural, progress_bar, say
 from ledger.errors import NoGo, UsageError
 from ledger.evidence import fmt_metric
 from ledger.gate import (
@@ -17,6 +17,7 @@ from ledger.gate import (
     load_policy_file,
     resolve_policy,
 )
+from ledger.textsafe import md_cell, md_code, visible
 
 STATE_MARK = {"pass": "PASS", "fail": "FAIL", "missing": "MISSING"}
 
@@ -40,16 +41,18 @@ def _source(claim: ClaimResult) -> str:
 
 
 def render_text(result: GateResult) -> str:
-    """Human output: one line per claim, then the outcome and its reasons."""
-    lines = [f"policy {result.policy} ({result.source}), {result.entries} evidence entries"]
-    width = max((len(c.id) for c in result.claims), default=4)
+    """Human output: one line per claim, then the outcome and its reasons (policy and evidence
+    strings shown through `visible()`, so each stays on its line)."""
+    entries = plural(result.entries, "evidence entry", "evidence entries")
+    lines = [visible(f"policy {result.policy} ({result.source}), {entries}")]
+    width = max((len(visible(c.id)) for c in result.claims), default=4)
     for c in result.claims:
         need = "required" if c.required else "optional"
         lines.append(
-            f"  {c.id:<{width}}  {need:<8}  {STATE_MARK[c.state]:<7}  {_observed(c)}"
-            f"  [{_source(c)}]"
+            f"  {visible(c.id):<{width}}  {need:<8}  {STATE_MARK[c.state]:<7}"
+            f"  {visible(_observed(c))}  [{_source(c)}]"
         )
-    lines.append(result.outcome + _blocking_suffix(result))
+    lines.append(result.outcome + visible(_blocking_suffix(result)))
     return "\n".join(lines)
 
 
@@ -60,14 +63,10 @@ def _blocking_suffix(result: GateResult) -> str:
     return ": " + "; ".join(f"{c.id} {c.state} ({', '.join(c.reasons())})" for c in blocking)
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(result: GateResult) -> str:
     """A Markdown table of the claims, for CI comments and reports."""
     lines = [
-        f"**Gate `{result.policy}`: {result.outcome}**" + _md_cell(_blocking_suffix(result)),
+        f"**Gate {md_code(result.policy)}: {result.outcome}**" + md_cell(_blocking_suffix(result)),
         "",
         "| claim | title | required | state | observed | entry |",
         "|---|---|---|---|---|---|",
@@ -75,8 +74,8 @@ def render_markdown(result: GateResult) -> str:
     for c in result.claims:
         entry = f"seq {c.source.seq} `{c.source.digest[:19]}`" if c.source else "-"
         lines.append(
-            f"| {c.id} | {_md_cell(c.title)} | {'yes' if c.required else 'no'} "
-            f"| {STATE_MARK[c.state]} | {_md_cell(_observed(c))} | {entry} |"
+            f"| {md_cell(c.id)} | {md_cell(c.title)} | {'yes' if c.required else 'no'} "
+            f"| {STATE_MARK[c.state]} | {md_cell(_observed(c))} | {entry} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -104,12 +103,13 @@ def gate_cmd(
     if ledger.store.resolve(rev) is None:
         raise UsageError(f"no such revision {rev!r} in the ledger")
     policy = resolve_policy(policy_spec, ledger, rev)
-    result = evaluate_ledger(ledger, policy, rev=rev)
+    with progress_bar("evaluating the gate", enabled=not as_json):
+        result = evaluate_ledger(ledger, policy, rev=rev)
     if as_json:
         emit_json(result.to_json())
     else:
         for warning in result.warnings:
-            click.echo(f"evledger: warning: {warning}", err=True)
+            note(f"evledger: warning: {warning}")
         click.echo(render_markdown(result) if as_md else render_text(result), nl=not as_md)
     if not result.go:
         raise click.exceptions.Exit(NoGo.exit_code)
@@ -150,12 +150,12 @@ def policy_check_cmd(file: Path, as_json: bool) -> None:
         emit_json(policy_doc(policy))
         return
     for warning in policy.warnings:
-        click.echo(f"evledger: {file}: warning: {warning}", err=True)
-    click.echo(f"policy {policy.name}: {len(policy.claims)} claims — {policy.description}")
+        note(f"evledger: {file}: warning: {warning}")
+    say(f"policy {policy.name}: {plural(len(policy.claims), 'claim')} — {policy.description}")
     for c in policy.claims:
         need = "required" if c.required else "optional"
         checks = " and ".join(str(k) for k in c.checks)
-        click.echo(f"  {c.id:<10} {need:<8} {checks}  <- {c.evidence.describe()}")
+        say(f"  {c.id:<10} {need:<8} {checks}  <- {c.evidence.describe()}")
 
 
 COMMANDS = [gate_cmd, policy_group]
