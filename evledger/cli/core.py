@@ -14,6 +14,7 @@ from evledger.cli.output import (
     ledger_from,
     plural,
     print_out,
+    progress_bar,
     say,
     signing_key_option,
     table,
@@ -162,7 +163,8 @@ def checkpoint_cmd(
         check_output_path(output, "checkpoint")
     ledger = ledger_from(ctx)
     before = ledger.store.resolve()
-    text, cp = ledger.checkpoint(key_name=key_name)
+    with progress_bar("verifying before signing", enabled=not as_json):
+        text, cp = ledger.checkpoint(key_name=key_name)
     created = ledger.store.resolve() != before
     if output is not None:
         write_atomic(output, text.encode())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import emit_json, ledger_from, note, progress_bar
 from ledger.errors import UsageError
 from ledger.files import check_output_path, write_atomic
 from ledger.report import report_for_ledger, to_markdown, write_pareto_svg
@@ -38,14 +38,15 @@ def report_cmd(
         raise UsageError("--json and --md are mutually exclusive")
     if output is not None:
         check_output_path(output)
-    report = report_for_ledger(ledger_from(ctx), policy_spec)
+    with progress_bar("building the report", enabled=not as_json):
+        report = report_for_ledger(ledger_from(ctx), policy_spec)
     if as_json:
         if output is None:
             emit_json(report.to_json())
             return
         text = json.dumps(report.to_json(), sort_keys=True, ensure_ascii=False, indent=2) + "\n"
         write_atomic(output, text.encode())
-        click.echo(f"wrote {output}", err=True)
+        note(f"wrote {output}")
         return
     if output is None:
         click.echo(to_markdown(report), nl=False)
@@ -60,7 +61,7 @@ def report_cmd(
         tmp_svg.unlink(missing_ok=True)
         raise
     os.replace(tmp_svg, svg)
-    click.echo(f"wrote {output} and {svg}", err=True)
+    note(f"wrote {output} and {svg}")
 
 
 COMMANDS = [report_cmd]
