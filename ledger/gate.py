@@ -41,7 +41,7 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
 #: runners of ours that produce evidence
 RUNNERS = ("static", "pareto", "pq", "hessian", "proxy", "entropy", "memory")
 #: names allowed after PREDICATE_PREFIX in a selector's predicate_type
-PREDICATE_NAMES = (*RUNNERS, "legacy", "import", "reproduction")
+PREDICATE_NAMES = (*RUNNERS, "evidence", "legacy", "import", "reproduction", "policy")
 KINDS = ("evidence", "import", "reproduction")
 SELECTS = ("latest", "best")
 ORDERS = ("max", "min")

@@ -139,7 +139,7 @@ def test_subject_and_predicate_type_selectors(ledger: Ledger) -> None:
     )
     check = '{ metric = "out_cos", op = ">=", value = 0.99 }'
     sel = (
-        'predicate_type = "https://evledger.dev/predicates/static/v1", subject = "sha256:'
+        'predicate_type = "https://evledger.dev/predicates/evidence/v1", subject = "sha256:'
         + ("11" * 32)
         + '"'
     )
