@@ -264,7 +264,7 @@ def to_markdown(report: Report, *, plot: str | None = None) -> str:
         lines.append("")
     if plot:
         lines += [f"![ratio vs cos_min with the Gaussian rate-distortion bound]({plot})", ""]
-    lines += [f"- {md_text(n)}" for n in report.notes]
+    lines += [f"- {n}" for n in report.notes]  # Markdown of ours, never text from an entry
     return "\n".join(lines) + "\n"
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
+from evledger.cli import output
 from evledger.cli.output import (
     cell,
     emit_json,
@@ -134,7 +134,7 @@ def _print_json(value: object) -> None:
     """Indented JSON, control and bidi characters shown escaped; highlighted and folded on a
     terminal (never cropped), plain lines when piped."""
     text = visible_lines(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
-    if not sys.stdout.isatty():
+    if not output.stdout_is_tty():
         click.echo(text)
         return
     from rich.syntax import Syntax

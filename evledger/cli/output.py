@@ -68,10 +68,15 @@ def render_plain(*renderables: RenderableType) -> str:
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
 
 
+def stdout_is_tty() -> bool:
+    """True when stdout is a terminal (tests replace this to see the terminal layout)."""
+    return sys.stdout.isatty()
+
+
 def print_out(*renderables: RenderableType) -> None:
     """Human results on stdout: folded to the terminal's width on a TTY (nothing cropped),
     plain lines without padding when piped."""
-    if sys.stdout.isatty():
+    if stdout_is_tty():
         console = stdout()
         for renderable in renderables:
             console.print(renderable)
