@@ -45,9 +45,10 @@ def quiet() -> bool:
 
 
 def stdout() -> Console:
-    """Console for human results on a terminal: soft-wrapped lines, no emoji codes, no
-    highlighting. Piped output goes through `print_out` instead (no padding, no folding)."""
-    return Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+    """Console for human results on a terminal: renderables wrap and fold to its width (Rich's
+    soft_wrap would let `Syntax` crop them), no emoji codes, no markup, no highlighting. Piped
+    output goes through `print_out` instead (no padding, no folding)."""
+    return Console(highlight=False, soft_wrap=False, emoji=False, markup=False)
 
 
 def render_plain(*renderables: RenderableType) -> str:
