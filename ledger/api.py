@@ -38,6 +38,7 @@ from ledger.verify import (
     iter_entries,
     verify_ledger,
 )
+from ledger.view import TrustAnchor, VerifiedView, verified_view
 
 
 @dataclass(frozen=True)
@@ -245,8 +246,15 @@ class Ledger:
         self.store = Store(root)
 
     # ------------------------------------------------------------- reading
+    def view(
+        self, anchor: TrustAnchor | None = None, *, rev: str = "HEAD", progress: Any = None
+    ) -> VerifiedView:
+        """The verified view: what every command that decides reads (see `ledger.view`)."""
+        return verified_view(self, anchor, rev=rev, progress=progress)
+
     def entries(self, rev: str = "HEAD") -> Iterator[Entry]:
-        """All entries in seq order (not verified; use `verify` for that)."""
+        """All entries in seq order, NOT verified: for the store's own bookkeeping only;
+        anything that decides or shows a verdict reads `view()`."""
         if self.store.resolve(rev) is None:
             return iter(())
         return iter_entries(self.store, rev)
@@ -354,6 +362,7 @@ class Ledger:
                 if problems := entry_problems(entry):  # what verify would refuse is never signed
                     first = problems[0]
                     raise InputError(f"{first.code}: {first.message}", path=item.source)
+                entry.signer = key.keyid
                 entries.append(entry)
                 files[entry_path(seq)] = entry.raw
                 seq, prev = seq + 1, entry.digest
@@ -391,6 +400,17 @@ class Ledger:
         check_name(name)
         public = load_public_pem(pem)
         doc = {"keyid": keyid_of(public), "name": name, "public_key": public_pem(public)}
+        known = self.verify().trusted_keys  # every key the trust history named, revoked too
+        for record in known:
+            if record["name"] == name:
+                raise UsageError(
+                    f"a key named {name!r} is already in this ledger's trust history "
+                    f"({record['keyid'][:16]}…); choose another --name"
+                )
+            if record["keyid"] == doc["keyid"] and record["revoked_seq"] is None:
+                raise UsageError(f"that key is already trusted as {record['name']!r}")
+        if self.store.read_path("HEAD", f"keys/{name}.pub") is not None:
+            raise UsageError(f"keys/{name}.pub already exists; choose another --name")
         statement = {
             "_type": STATEMENT_TYPE,
             "subject": [{"name": f"key:{name}", "digest": {"sha256": doc["keyid"]}}],
@@ -458,6 +478,19 @@ class Ledger:
                     f"(seq {first.seq}: {first.code})",
                     path=self.root,
                 )
+            record = next(
+                (
+                    k
+                    for k in report.trusted_keys
+                    if k["keyid"] == key.keyid and k["revoked_seq"] is None
+                ),
+                None,
+            )
+            if record is None:
+                raise SigningKeyError(
+                    f"key {key.name!r} ({key.keyid[:16]}…) is not trusted by this ledger; "
+                    "only a trusted key may sign its checkpoints"
+                )
             raw_genesis = self.store.read_path(parent, entry_path(0)) if parent else None
             if raw_genesis is None or parent is None:
                 raise LedgerError("the ledger has no genesis entry", path=self.root)
@@ -465,7 +498,8 @@ class Ledger:
             origin = str(parse_entry(raw_genesis).predicate.get("origin", "evledger"))
             ext = (f"{STATE_EXTENSION} {digest_of(state)}",)
             cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
-            text = notes.sign_note(cp, key.name, key.private_key)
+            # the note names the signer as the ledger knows it (verify looks it up by that name)
+            text = notes.sign_note(cp, record["name"], key.private_key)
             base = f"{CHECKPOINT_DIR}/{cp.size:09d}"
             stored = self.store.read_path(parent, f"{base}.note")
             if stored is not None:  # no entry since the last checkpoint: nothing to commit

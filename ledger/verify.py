@@ -85,6 +85,8 @@ class Report:
     trusted_keys: list[dict[str, Any]] = field(default_factory=list)
     root: str = ""
     genesis: str | None = None
+    origin: str | None = None
+    """The origin the genesis entry names (every checkpoint must carry it)."""
     trust_anchor: str = "ledger genesis (unpinned)"
     checkpoints: int = 0
     since: dict[str, Any] | None = None
@@ -338,6 +340,8 @@ class Verifier:
     def _genesis(self, entry: Entry, signed_ok: bool, state: _State) -> None:
         report = self.report
         report.genesis = entry.digest
+        origin = entry.predicate.get("origin")
+        report.origin = origin if isinstance(origin, str) else None
         if entry.kind != "genesis":
             report.add(0, "no-genesis", f"seq 0 is a {entry.kind!r} entry, not genesis")
             return
@@ -521,6 +525,12 @@ def _check_checkpoints(
             continue
         if cp.size != size:
             report.add(last, "bad-checkpoint", f"checkpoint file {size} holds size {cp.size}")
+        elif cp.origin != report.origin:
+            report.add(
+                last,
+                "bad-checkpoint",
+                f"checkpoint {size} is for origin {cp.origin!r}, the ledger's is {report.origin!r}",
+            )
         elif size not in state.roots:
             report.add(
                 len(report.digests),
@@ -547,6 +557,13 @@ def _check_since(
     except notes.CheckpointError as e:
         report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
         return
+    if report.origin is not None and cp.origin != report.origin:
+        report.add(
+            None,
+            "bad-checkpoint",
+            f"kept checkpoint is for origin {cp.origin!r}, this ledger's is {report.origin!r}",
+        )
+        return
     if cp.size > len(report.digests):
         report.add(
             len(report.digests),
@@ -560,8 +577,11 @@ def _check_since(
         merkle.verify_consistency(cp.size, len(leaves), proof, cp.root, state.frontier.root())
     except merkle.ProofError as e:
         first = _first_divergence(report, cp.size)
+        where = "" if first is not None else f" (rewritten somewhere in seq 0..{cp.size - 1})"
         report.add(
-            first, "not-append-only", f"not an extension of the kept checkpoint ({cp.size}): {e}"
+            first if first is not None else cp.size - 1,
+            "not-append-only",
+            f"not an extension of the kept checkpoint ({cp.size}): {e}{where}",
         )
 
 
@@ -625,8 +645,12 @@ def _verify_since_fast(
         return None
     if pinned and not any(k in trust.keys and trust.keys[k].added_seq == 0 for k in pinned):
         return None
+    raw_genesis = store.read_path(rev, entry_path(0))
+    origin = parse_entry(raw_genesis).predicate.get("origin") if raw_genesis else None
+    if cp.origin != origin:
+        return None  # the full path reports the foreign origin
     report = Report(since={"size": cp.size, "root": cp.root.hex(), "mode": "incremental"})
-    report.genesis = state_doc.get("genesis")
+    report.genesis, report.origin = state_doc.get("genesis"), origin
     try:
         notes.verify_note(text, note_keys(trust))
     except notes.CheckpointError as e:

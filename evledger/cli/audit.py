@@ -2,40 +2,53 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from evledger.cli.output import (
+    anchor_options,
     cell,
     emit_json,
-    ledger_from,
+    exit_unless_verified,
+    open_view,
     plural,
     print_out,
-    progress_bar,
     say,
     table,
 )
-from ledger.audit import audit_ledger, verdict_text
+from ledger.audit import audit_view, verdict_text
 from ledger.errors import UsageError, VerificationFailed
+from ledger.textsafe import md_cell
 
 
 @click.command("audit")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--md", "as_md", is_flag=True, help="A Markdown report on stdout.")
 @click.option("--rev", default="HEAD", show_default=True, help="Git revision of the ledger.")
+@anchor_options
 @click.pass_context
-def audit_cmd(ctx: click.Context, as_json: bool, as_md: bool, rev: str) -> None:
-    """For each claim: its reproductions and corroborating evidence by other keys (verdict
-    reproduced / diverged / unreproduced) and the Gaussian rate-distortion check; exit 1 if
-    any claim diverged or is implausible."""
+def audit_cmd(
+    ctx: click.Context,
+    as_json: bool,
+    as_md: bool,
+    rev: str,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
+) -> None:
+    """For each verified claim: its reproductions and corroborating evidence by other keys
+    (verdict reproduced / diverged / unreproduced) and the rate-distortion check; exit 1 if
+    any claim diverged or is implausible, or anything did not verify."""
     if as_json and as_md:
         raise UsageError("choose one of --json and --md")
-    with progress_bar("auditing", enabled=not as_json):
-        report = audit_ledger(ledger_from(ctx), rev)
+    _, view = open_view(ctx, trusted, genesis, rev=rev, quiet=as_json)
+    report = audit_view(view)
     if as_json:
         emit_json(report.to_json())
     elif as_md:
-        click.echo(report.to_markdown(), nl=False)
+        click.echo(f"_{md_cell(report.trust_line)}_\n\n" + report.to_markdown(), nl=False)
     else:
+        say(report.trust_line)
         grid = table(
             ">seq", "runner", "signer", "verdict", ">checks", "physics", ">ratio", ">cos", ">bound"
         )
@@ -62,6 +75,7 @@ def audit_cmd(ctx: click.Context, as_json: bool, as_md: bool, rev: str) -> None:
             f"{n['diverged']} diverged, {n['unreproduced']} unreproduced, "
             f"{n['implausible']} implausible"
         )
+    exit_unless_verified(view)
     if not report.ok:
         n = report.counts()
         raise VerificationFailed(
