@@ -11,9 +11,10 @@ until shown. Pick the layer for where it goes:
    U+200E/F, U+061C, zero-width ones, tag characters), line/paragraph separators and lone
    surrogates become visible escapes such as `\\x1b`, `\\u202e`, `\\U000e0041`. Printable
    text, including non-ASCII letters and emoji, is unchanged.
-3. `md_cell(s)` / `md_text(s)`: Markdown (GFM). `visible()` first (so newlines cannot start a
-   row), then backslash, pipes, backticks, emphasis, link/image brackets escaped and HTML
-   `<`, `>`, `&` turned into entities. `md_text` also neutralises block markers at the start.
+3. `md_cell(s)` / `md_text(s)` / `md_code(s)`: Markdown (GFM). `visible()` first (so a
+   newline cannot start a row), then backslash, pipes, backticks, emphasis, link/image
+   brackets escaped, `<` (and `&` before an entity) turned into entities. `md_text` also neutralises
+   block markers at the start; `md_code` keeps plain tokens (digests, names) in a code span.
 
 Backslashes are not doubled by `visible()`: a literal `\\x1b` typed into a name looks like an
 escaped ESC, which is cosmetic; `--json` always carries the exact string.
@@ -99,19 +100,31 @@ def safe_markup(s: object, *, dialect: Literal["rich", "textual"] = "rich") -> s
 
 # --------------------------------------------------------------------------- 3. markdown
 #: ASCII punctuation with a meaning inside a GFM paragraph or table cell (CommonMark allows a
-#: backslash before any ASCII punctuation, so over-escaping is harmless)
-_MD_PUNCT = re.compile(r"([\\`*_\[\]!|~#])")
+#: backslash before any ASCII punctuation, so over-escaping is harmless); `_` only where it can
+#: open or close emphasis (not inside a word like `cos_min`)
+_MD_PUNCT = re.compile(r"([\\`*\[\]!|~#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+#: `<` opens HTML and autolinks, `&` an entity (`&#124;`); `>` matters only at a line start
 _MD_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_MD_HTML_RE = re.compile(r"[&<>]")
+_MD_HTML_RE = re.compile(r"<|&(?=#?[A-Za-z0-9]+;)")
 #: block markers that change a line's meaning when they start it
-_MD_BLOCK_START = re.compile(r"^(\s*)(?:([-+=])|(\d+)([.)]))")
+_MD_BLOCK_START = re.compile(r"^(\s*)(?:([-+=>])|(\d+)([.)]))")
 
 
 def md_cell(s: object) -> str:
     """`s` as the text of one GFM table cell (or inline text): one line, no markup, no HTML."""
     text = visible(str(s))
-    text = _MD_HTML_RE.sub(lambda m: _MD_HTML[m.group(0)], text)
+    text = _MD_HTML_RE.sub(lambda m: _MD_HTML[m.group(0)[0]], text)
     return _MD_PUNCT.sub(r"\\\1", text)
+
+
+_MD_CODE_SAFE = re.compile(r"[A-Za-z0-9._:/@+=-]+")
+
+
+def md_code(s: object) -> str:
+    """`s` as an inline code span when it is a plain token (a digest, a policy name), else as
+    `md_cell` text: inside a code span backslash escapes do not work, so nothing else goes in."""
+    text = str(s)
+    return f"`{text}`" if _MD_CODE_SAFE.fullmatch(text) else md_cell(text)
 
 
 def md_text(s: object) -> str:
@@ -129,6 +142,7 @@ def _md_unblock(m: re.Match[str]) -> str:
 __all__ = [
     "escape_markup",
     "md_cell",
+    "md_code",
     "md_text",
     "safe_markup",
     "safe_text",

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from, signing_key_option, trusted_keys_option
+from evledger.cli.output import (
+    emit_json,
+    ledger_from,
+    plural,
+    progress_bar,
+    say,
+    signing_key_option,
+    trusted_keys_option,
+)
 from ledger.bundle import export_bundle, import_bundle
 from ledger.files import MAX_KEY_BYTES, read_regular_file
 
@@ -25,7 +33,8 @@ from ledger.files import MAX_KEY_BYTES, read_regular_file
 def export_cmd(ctx: click.Context, refs: tuple[str, ...], output: Path, as_json: bool) -> None:
     """Write entries REF... with inclusion proofs against the newest checkpoint, the checkpoint
     note, the genesis and key entries and the public keys into one JSON bundle."""
-    bundle = export_bundle(ledger_from(ctx), list(refs), output)
+    with progress_bar("exporting", enabled=not as_json):
+        bundle = export_bundle(ledger_from(ctx), list(refs), output)
     summary = {
         "bundle": str(output),
         "origin": bundle["origin"],
@@ -37,8 +46,8 @@ def export_cmd(ctx: click.Context, refs: tuple[str, ...], output: Path, as_json:
         emit_json(summary)
         return
     n = len(bundle["entries"])
-    click.echo(
-        f"wrote {output}: {n} entr{'y' if n == 1 else 'ies'}"
+    say(
+        f"wrote {output}: {plural(n, 'entry', 'entries')}"
         f" proven against checkpoint {bundle['checkpoint']['size']} of {bundle['origin']}"
     )
 
@@ -62,19 +71,20 @@ def import_cmd(
     trusted at their seq, digests) and append its entries as `import` entries; a bundle that
     fails any check is refused whole (exit 2) and nothing is appended."""
     pinned = [read_regular_file(p, max_bytes=MAX_KEY_BYTES, what="trusted key") for p in trusted]
-    result = import_bundle(ledger_from(ctx), bundle, pinned=pinned, key_name=key_name)
+    with progress_bar("importing", enabled=not as_json):
+        result = import_bundle(ledger_from(ctx), bundle, pinned=pinned, key_name=key_name)
     if as_json:
         emit_json(result.to_json())
         return
-    click.echo(
+    say(
         f"verified bundle from {result.bundle.origin} "
         f"(checkpoint {result.bundle.checkpoint.size}, trust: {result.bundle.anchor})"
     )
     for e in result.appended:
         src = e.predicate["source"]
-        click.echo(f"appended seq {e.seq} import {e.digest} <- {src['origin']}#{src['seq']}")
+        say(f"appended seq {e.seq} import {e.digest} <- {src['origin']}#{src['seq']}")
     for seq, reason in result.skipped:
-        click.echo(f"skipped foreign seq {seq}: {reason}")
+        say(f"skipped foreign seq {seq}: {reason}")
 
 
 COMMANDS = [export_cmd, import_cmd]

@@ -6,17 +6,30 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import (
+    anchor_options,
+    emit_json,
+    exit_unless_verified,
+    ledger_from,
+    note,
+    open_view,
+    plural,
+    say,
+    signing_key_option,
+)
+from ledger.api import Prepared
 from ledger.errors import NoGo, UsageError
 from ledger.evidence import fmt_metric
 from ledger.gate import (
     ClaimResult,
     GateResult,
     Policy,
-    evaluate_ledger,
+    evaluate_view,
     load_policy_file,
+    policy_statement,
     resolve_policy,
 )
+from ledger.textsafe import md_cell, md_code, visible
 
 STATE_MARK = {"pass": "PASS", "fail": "FAIL", "missing": "MISSING"}
 
@@ -39,17 +52,20 @@ def _source(claim: ClaimResult) -> str:
     return f"seq {claim.source.seq} {claim.source.digest[:19]}"
 
 
-def render_text(result: GateResult) -> str:
-    """Human output: one line per claim, then the outcome and its reasons."""
-    lines = [f"policy {result.policy} ({result.source}), {result.entries} evidence entries"]
-    width = max((len(c.id) for c in result.claims), default=4)
+def render_text(result: GateResult, trust_line: str = "") -> str:
+    """Human output: the trust line, one line per claim, then the outcome and its reasons
+    (policy and evidence strings shown through `visible()`, so each stays on its line)."""
+    lines = [visible(trust_line)] if trust_line else []
+    entries = plural(result.entries, "verified evidence entry", "verified evidence entries")
+    lines.append(visible(f"policy {result.policy} ({result.source}), {entries}"))
+    width = max((len(visible(c.id)) for c in result.claims), default=4)
     for c in result.claims:
         need = "required" if c.required else "optional"
         lines.append(
-            f"  {c.id:<{width}}  {need:<8}  {STATE_MARK[c.state]:<7}  {_observed(c)}"
-            f"  [{_source(c)}]"
+            f"  {visible(c.id):<{width}}  {need:<8}  {STATE_MARK[c.state]:<7}"
+            f"  {visible(_observed(c))}  [{_source(c)}]"
         )
-    lines.append(result.outcome + _blocking_suffix(result))
+    lines.append(result.outcome + visible(_blocking_suffix(result)))
     return "\n".join(lines)
 
 
@@ -60,14 +76,12 @@ def _blocking_suffix(result: GateResult) -> str:
     return ": " + "; ".join(f"{c.id} {c.state} ({', '.join(c.reasons())})" for c in blocking)
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(result: GateResult) -> str:
+def render_markdown(result: GateResult, trust_line: str = "") -> str:
     """A Markdown table of the claims, for CI comments and reports."""
-    lines = [
-        f"**Gate `{result.policy}`: {result.outcome}**" + _md_cell(_blocking_suffix(result)),
+    lines = [f"_{md_cell(trust_line)}_", ""] if trust_line else []
+    lines += [
+        f"**Gate {md_code(result.policy)}: {result.outcome}**" + md_cell(_blocking_suffix(result)),
+        f"policy: {md_cell(result.source)}",
         "",
         "| claim | title | required | state | observed | entry |",
         "|---|---|---|---|---|---|",
@@ -75,8 +89,8 @@ def render_markdown(result: GateResult) -> str:
     for c in result.claims:
         entry = f"seq {c.source.seq} `{c.source.digest[:19]}`" if c.source else "-"
         lines.append(
-            f"| {c.id} | {_md_cell(c.title)} | {'yes' if c.required else 'no'} "
-            f"| {STATE_MARK[c.state]} | {_md_cell(_observed(c))} | {entry} |"
+            f"| {md_cell(c.id)} | {md_cell(c.title)} | {'yes' if c.required else 'no'} "
+            f"| {STATE_MARK[c.state]} | {md_cell(_observed(c))} | {entry} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -86,33 +100,47 @@ def render_markdown(result: GateResult) -> str:
     "--policy",
     "policy_spec",
     metavar="FILE|NAME",
-    help="Policy file, or name (the ledger's policies/NAME.toml, else packaged); default v37.",
+    help="Policy name (the newest signed policy entry of that name, else the packaged one; "
+    "default v37), or a file path (unsigned: said so, with its sha256).",
 )
 @click.option(
     "--rev", default="HEAD", show_default=True, help="Evaluate the ledger at this git revision."
 )
+@anchor_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--md", "as_md", is_flag=True, help="A Markdown table on stdout.")
 @click.pass_context
 def gate_cmd(
-    ctx: click.Context, policy_spec: str | None, rev: str, as_json: bool, as_md: bool
+    ctx: click.Context,
+    policy_spec: str | None,
+    rev: str,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
+    as_json: bool,
+    as_md: bool,
 ) -> None:
-    """GO/NO-GO per claim and overall (exit 0 GO, 1 NO-GO)."""
+    """GO/NO-GO per claim and overall, from verified entries only (exit 0 GO; 1 NO-GO or
+    anything excluded; 2 bad input)."""
     if as_json and as_md:
         raise UsageError("--json and --md are mutually exclusive")
     ledger = ledger_from(ctx)
     if ledger.store.resolve(rev) is None:
         raise UsageError(f"no such revision {rev!r} in the ledger")
-    policy = resolve_policy(policy_spec, ledger, rev)
-    result = evaluate_ledger(ledger, policy, rev=rev)
+    ledger, view = open_view(ctx, trusted, genesis, rev=rev, quiet=as_json)
+    policy = resolve_policy(policy_spec, view, ledger=ledger)
+    result = evaluate_view(view, policy)
     if as_json:
         emit_json(result.to_json())
     else:
         for warning in result.warnings:
-            click.echo(f"evledger: warning: {warning}", err=True)
-        click.echo(render_markdown(result) if as_md else render_text(result), nl=not as_md)
+            note(f"evledger: warning: {warning}")
+        line = view.trust_line()
+        click.echo(
+            render_markdown(result, line) if as_md else render_text(result, line), nl=not as_md
+        )
     if not result.go:
         raise click.exceptions.Exit(NoGo.exit_code)
+    exit_unless_verified(view)
 
 
 def policy_doc(policy: Policy) -> dict[str, object]:
@@ -150,12 +178,30 @@ def policy_check_cmd(file: Path, as_json: bool) -> None:
         emit_json(policy_doc(policy))
         return
     for warning in policy.warnings:
-        click.echo(f"evledger: {file}: warning: {warning}", err=True)
-    click.echo(f"policy {policy.name}: {len(policy.claims)} claims — {policy.description}")
+        note(f"evledger: {file}: warning: {warning}")
+    say(f"policy {policy.name}: {plural(len(policy.claims), 'claim')} — {policy.description}")
     for c in policy.claims:
         need = "required" if c.required else "optional"
         checks = " and ".join(str(k) for k in c.checks)
-        click.echo(f"  {c.id:<10} {need:<8} {checks}  <- {c.evidence.describe()}")
+        say(f"  {c.id:<10} {need:<8} {checks}  <- {c.evidence.describe()}")
+
+
+@policy_group.command("add")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@signing_key_option
+@click.option("--json", "as_json", is_flag=True, help="The new entry as JSON.")
+@click.pass_context
+def policy_add_cmd(ctx: click.Context, file: Path, key_name: str | None, as_json: bool) -> None:
+    """Sign a policy file into the ledger (a `policy` entry): `gate --policy NAME` then uses
+    it, verified like any evidence."""
+    statement = policy_statement(file)
+    ledger = ledger_from(ctx)
+    [entry] = ledger.append_prepared([Prepared(statement, "policy", str(file))], key_name=key_name)
+    name = statement["predicate"]["name"]
+    if as_json:
+        emit_json({"seq": entry.seq, "digest": entry.digest, "name": name})
+        return
+    say(f"appended seq {entry.seq} policy {name} {entry.digest}")
 
 
 COMMANDS = [gate_cmd, policy_group]

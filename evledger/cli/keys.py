@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import emit_json, ledger_from, say
 from ledger import keys as keystore
 from ledger.errors import InputError
 from ledger.files import MAX_KEY_BYTES, read_regular_file
@@ -26,7 +26,7 @@ def generate_cmd(name: str, as_json: bool) -> None:
     if as_json:
         emit_json({"name": key.name, "keyid": key.keyid, "dir": str(keystore.keys_dir())})
         return
-    click.echo(f"{key.name} {key.keyid}")
+    say(f"{key.name} {key.keyid}")
 
 
 @keys_group.command("list")
@@ -44,10 +44,10 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
         emit_json({"local": local, "ledger": trusted})
         return
     for k in local:
-        click.echo(f"local   {k['name']:<20} {k['keyid']}")
+        say(f"local   {k['name']:<20} {k['keyid']}")
     for t in trusted or []:
         state = f"revoked at {t['revoked_seq']}" if t["revoked_seq"] is not None else "trusted"
-        click.echo(f"ledger  {t['name']:<20} {t['keyid']}  since {t['added_seq']}  {state}")
+        say(f"ledger  {t['name']:<20} {t['keyid']}  since {t['added_seq']}  {state}")
 
 
 @keys_group.command("export")
@@ -69,7 +69,7 @@ def trust_cmd(ctx: click.Context, pubfile: Path, name: str | None, key_name: str
     """Append a key-add entry: the key is trusted from the next entry on."""
     pem = read_regular_file(pubfile, max_bytes=MAX_KEY_BYTES, what="public key")
     entry = ledger_from(ctx).add_key(pem, name or pubfile.stem, key_name=key_name)
-    click.echo(f"trusted {name or pubfile.stem} at seq {entry.seq} ({entry.digest})")
+    say(f"trusted {name or pubfile.stem} at seq {entry.seq} ({entry.digest})")
 
 
 @keys_group.command("revoke")
@@ -80,7 +80,7 @@ def trust_cmd(ctx: click.Context, pubfile: Path, name: str | None, key_name: str
 def revoke_cmd(ctx: click.Context, keyid: str, reason: str, key_name: str | None) -> None:
     """Append a key-revoke entry: later signatures by KEYID (or a unique prefix) are rejected."""
     entry = ledger_from(ctx).revoke_key(keyid, reason, key_name=key_name)
-    click.echo(f"revoked {keyid} at seq {entry.seq} ({entry.digest})")
+    say(f"revoked {keyid} at seq {entry.seq} ({entry.digest})")
 
 
 COMMANDS = [keys_group]

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import anchor_options, emit_json, exit_unless_verified, note, open_view
 from ledger.errors import UsageError
 from ledger.files import check_output_path, write_atomic
-from ledger.report import report_for_ledger, to_markdown, write_pareto_svg
+from ledger.gate import resolve_policy
+from ledger.report import Report, report_for_view, to_markdown, write_pareto_svg
+from ledger.view import VerifiedView
 
 
 def plot_path(output: Path) -> Path:
@@ -29,24 +31,37 @@ def plot_path(output: Path) -> Path:
     help="Write here instead of stdout (Markdown also gets <stem>.pareto.svg beside it).",
 )
 @click.option("--policy", "policy_spec", metavar="FILE|NAME", help="Policy (default v37).")
+@anchor_options
 @click.pass_context
 def report_cmd(
-    ctx: click.Context, as_md: bool, as_json: bool, output: Path | None, policy_spec: str | None
+    ctx: click.Context,
+    as_md: bool,
+    as_json: bool,
+    output: Path | None,
+    policy_spec: str | None,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
 ) -> None:
-    """Per claim: best evidence, figures, gate state, reproduced or not, entry digest."""
+    """Per claim: best verified evidence, figures, gate state, reproduced or not, entry digest
+    (exit 1 if anything did not verify)."""
     if as_json and as_md:
         raise UsageError("--json and --md are mutually exclusive")
     if output is not None:
         check_output_path(output)
-    ledger = ledger_from(ctx)
-    report = report_for_ledger(ledger, policy_spec)
+    ledger, view = open_view(ctx, trusted, genesis, quiet=as_json)
+    report = report_for_view(view, resolve_policy(policy_spec, view, ledger=ledger))
+    _write(report, as_json, output, view)
+    exit_unless_verified(view)
+
+
+def _write(report: Report, as_json: bool, output: Path | None, view: VerifiedView) -> None:
     if as_json:
         if output is None:
             emit_json(report.to_json())
             return
         text = json.dumps(report.to_json(), sort_keys=True, ensure_ascii=False, indent=2) + "\n"
         write_atomic(output, text.encode())
-        click.echo(f"wrote {output}", err=True)
+        note(f"wrote {output}")
         return
     if output is None:
         click.echo(to_markdown(report), nl=False)
@@ -54,9 +69,9 @@ def report_cmd(
     svg = plot_path(output)
     check_output_path(svg)
     tmp_svg = svg.with_name(f".{svg.name}.tmp")
-    from ledger.audit import audit_ledger  # hollow markers: claims not yet reproduced
+    from ledger.audit import audit_view  # hollow markers: claims not yet reproduced
 
-    verdicts = {c.seq: c.verdict for c in audit_ledger(ledger).claims if c.seq is not None}
+    verdicts = {c.seq: c.verdict for c in audit_view(view).claims}
     write_pareto_svg(report.points, tmp_svg, verdicts=verdicts)
     try:
         write_atomic(output, to_markdown(report, plot=svg.name).encode())
@@ -64,7 +79,7 @@ def report_cmd(
         tmp_svg.unlink(missing_ok=True)
         raise
     os.replace(tmp_svg, svg)
-    click.echo(f"wrote {output} and {svg}", err=True)
+    note(f"wrote {output} and {svg}")
 
 
 COMMANDS = [report_cmd]

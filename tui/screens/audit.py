@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
-from ledger.audit import audit_ledger
+from ledger.audit import audit_view
 from ledger.errors import EvledgerError
 from ledger.ratedistortion import bound_ratio
 from ledger.report import REFERENCE_LABEL, runner_marks
@@ -206,7 +206,7 @@ class AuditScreen(Screen[None]):
     def compute(self) -> None:
         """Audit the ledger off the UI thread (claims, reproductions, physics check)."""
         try:
-            report = audit_ledger(self.evapp.ledger)
+            report = audit_view(self.evapp.current_view())
             rows, points = module_rows(report), chart_points(report)
         except (EvledgerError, ValueError, KeyError, TypeError) as e:
             self.post_message(AuditComputed([], "", str(e)))
