@@ -292,60 +292,287 @@ def to_markdown(report: Report, *, plot: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_pareto_svg(points: list[ParetoPoint], path: Path) -> Path:
-    """Scatter of ratio vs cos_min with the Gaussian bound curve, saved as SVG (matplotlib Agg)."""
+@dataclass(frozen=True)
+class RunnerMark:
+    """How one runner's points look, in the report SVG and in the TUI chart alike."""
+
+    colour: str  # hex, Okabe-Ito (colour-blind safe)
+    marker: str  # matplotlib marker
+    glyph: str  # the terminal's stand-in for the marker
+
+
+#: fixed per runner so a figure reads the same in every report
+RUNNER_MARKS = {
+    "static": RunnerMark("#0072B2", "o", "●"),
+    "pareto": RunnerMark("#E69F00", "s", "■"),
+    "proxy": RunnerMark("#009E73", "^", "▲"),
+    "pq": RunnerMark("#CC79A7", "D", "◆"),
+    "entropy": RunnerMark("#56B4E9", "v", "▼"),
+    "hessian": RunnerMark("#D55E00", "P", "✚"),
+}
+_SPARE_MARKS = (
+    RunnerMark("#000000", "X", "✖"),
+    RunnerMark("#999999", "h", "⬢"),
+    RunnerMark("#F0E442", "*", "★"),
+    RunnerMark("#661100", "p", "⬟"),
+)
+IMPLAUSIBLE_COLOUR = "#D00000"
+REFERENCE_LABEL = "Gaussian reference 16 / R(c) (not a bound)"
+
+
+def runner_marks(names: list[str]) -> dict[str, RunnerMark]:
+    """A mark for each runner name: the fixed ones, then spares in sorted order."""
+    out = {n: RUNNER_MARKS[n] for n in names if n in RUNNER_MARKS}
+    spare = iter(_SPARE_MARKS * (1 + len(names) // len(_SPARE_MARKS)))
+    for name in sorted(n for n in names if n not in RUNNER_MARKS):
+        out[name] = next(spare)
+    return out
+
+
+def is_implausible(point: ParetoPoint) -> bool:
+    """Above the Gaussian rate-distortion reference at its cos_min."""
+    bound = bound_ratio(point.cos_min) if 0 < point.cos_min < 1 else None
+    return bound is not None and point.ratio > bound
+
+
+def point_groups(points: list[ParetoPoint]) -> list[list[ParetoPoint]]:
+    """Points at the same (ratio, cos_min) to 4 significant digits: they share one label."""
+    groups: dict[tuple[str, str], list[ParetoPoint]] = {}
+    for p in sorted(points, key=lambda p: (p.cos_min, p.ratio, p.seq)):
+        groups.setdefault((f"{p.ratio:.4g}", f"{p.cos_min:.4g}"), []).append(p)
+    return list(groups.values())
+
+
+#: label offsets (points) tried in order; beyond the first ring a leader line is drawn
+_OFFSETS = [(6, 5), (6, -11), (-8, 5), (-8, -11), (0, 14), (0, -18)] + [
+    (dx, dy) for r in (22, 34, 48) for dx, dy in ((r, r // 2), (r, -r), (-r, r // 2), (-r, -r))
+]
+
+
+def _boxes_overlap(a: tuple[float, float, float, float], b: tuple[float, ...]) -> bool:
+    return not (a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1])
+
+
+def write_pareto_svg(
+    points: list[ParetoPoint], path: Path, verdicts: dict[int, str] | None = None
+) -> Path:
+    """Ratio vs cos_min (x: 1 − cos_min on a log scale, so 0.99 and 0.9999 are apart) with
+    the Gaussian rate-distortion reference curve, saved as SVG (matplotlib Agg).
+
+    Colour and marker say the runner; a filled marker is reproduced, a hollow one still needs
+    reproduction (when `verdicts`, seq -> audit verdict, is given); a red ring and a `!`
+    mark points above the reference (implausible). Every point lies inside the axes, labels
+    never overlap (leader lines when moved far), the legend sits outside the data."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lo = min([p.cos_min for p in points] + [0.9])
-    lo = max(0.0, min(lo - 0.01, 0.9))
-    xs = [lo + (0.99995 - lo) * i / 400 for i in range(401)]
-    bound = [bound_ratio(x) for x in xs]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
-        ax.plot(
-            xs,
-            [b if b is not None else float("nan") for b in bound],
-            color="grey",
-            linestyle="--",
-            label="Gaussian R(D) bound: 16 / (½·log2(1/(1−c²)))",
-        )
-        runners = sorted({p.runner or "?" for p in points})
-        for name in runners:
-            sel = [p for p in points if (p.runner or "?") == name]
-            label = visible(name).replace("$", "\\$")  # no mathtext, no control characters
-            ax.scatter([p.cos_min for p in sel], [p.ratio for p in sel], label=label, s=28)
-            for p in sel:
-                ax.annotate(
-                    str(p.seq),
-                    (p.cos_min, p.ratio),
-                    fontsize=7,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
-        top = max([p.ratio for p in points] + [8.0]) * 1.25
-        ax.set_ylim(0, top)
-        ax.set_xlim(lo, 1.0)
-        ax.set_xlabel("cos_min")
-        ax.set_ylabel("ratio vs fp16 (effective)")
-        ax.set_title("Compression claims: ratio vs cos_min")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right")
-        fig.tight_layout()
-        fig.savefig(path, format="svg", metadata={"Date": None})
-    finally:
-        plt.close(fig)
+    with matplotlib.rc_context(
+        {"font.family": "DejaVu Sans", "svg.fonttype": "none", "svg.hashsalt": "evledger"}
+    ):
+        fig, ax = plt.subplots(figsize=(8.2, 4.6))
+        try:
+            draw_pareto(ax, points, verdicts)
+            fig.tight_layout()
+            fig.savefig(path, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        finally:
+            plt.close(fig)
     return path
 
 
+def draw_pareto(ax: Any, points: list[ParetoPoint], verdicts: dict[int, str] | None) -> None:
+    """The chart's content on matplotlib axes `ax` (see write_pareto_svg)."""
+    import math
+
+    from matplotlib.lines import Line2D as line2d  # noqa: N813
+    from matplotlib.ticker import FixedLocator as fixed_locator  # noqa: N813
+    from matplotlib.ticker import FuncFormatter as func_formatter  # noqa: N813
+    from matplotlib.ticker import NullLocator as null_locator  # noqa: N813
+
+    gaps = [1.0 - p.cos_min for p in points if 0 < p.cos_min < 1]
+    lo_gap = min([*gaps, 1e-4]) / 3  # the best cos_min, with room to its right
+    hi_gap = max([*gaps, 0.1]) * 1.6
+    xs = [
+        math.exp(math.log(lo_gap) + (math.log(hi_gap) - math.log(lo_gap)) * i / 400)
+        for i in range(401)
+    ]
+    ref = [bound_ratio(1.0 - g) for g in xs]
+    top = max([p.ratio for p in points] + [8.0]) * 1.2
+    ax.plot(
+        xs,
+        [r if r is not None and r <= top * 1.5 else float("nan") for r in ref],
+        color="0.35",
+        linestyle="--",
+        linewidth=1.1,
+        zorder=1,
+    )
+    ax.fill_between(
+        xs,
+        [r if r is not None and r <= top * 1.5 else top * 1.5 for r in ref],
+        top * 1.5,
+        color="#D00000",
+        alpha=0.06,
+        zorder=0,
+        linewidth=0,
+    )
+    ax.set_xscale("log")
+    ax.set_xlim(hi_gap, lo_gap)  # inverted: better fidelity to the right
+    ax.set_ylim(0, top)
+    nines = [10.0**-k for k in range(1, 8) if lo_gap <= 10.0**-k <= hi_gap]
+    ax.xaxis.set_major_locator(fixed_locator(nines))
+    ax.xaxis.set_minor_locator(null_locator())
+    ax.xaxis.set_major_formatter(
+        func_formatter(lambda g, _pos: f"{1 - g:.{max(1, round(-math.log10(g)))}f}")
+    )
+    ax.set_xlabel("cos_min (minimum per-matrix weight cosine; axis: 1 − cos_min, log scale)")
+    ax.set_ylabel("ratio vs fp16 (effective bytes)")
+    ax.set_title("Compression claims: ratio vs cos_min")
+    ax.grid(alpha=0.25, linewidth=0.6)
+
+    names = sorted({p.runner or "?" for p in points})
+    marks = runner_marks(names)
+    verdicts = verdicts or {}
+    ax.figure.canvas.draw()  # the transform below needs the final axes size
+    to_px = ax.transData.transform
+    placed: list[tuple[float, float, float, float]] = []
+    for group in point_groups(points):
+        for n, p in enumerate(group):  # same spot: concentric, the first one largest
+            mark = marks[p.runner or "?"]
+            verdict = verdicts.get(p.seq, "")
+            hollow = bool(verdicts) and verdict != "reproduced"
+            size = 70 - 30 * n / max(1, len(group) - 1) if len(group) > 1 else 46
+            ax.scatter(
+                [1.0 - p.cos_min],
+                [p.ratio],
+                s=size,
+                marker=mark.marker,
+                facecolors="white" if hollow else mark.colour,
+                edgecolors=mark.colour,
+                linewidths=1.4,
+                zorder=3 + n,
+            )
+            x, y = to_px((1.0 - p.cos_min, p.ratio))
+            placed.append((x - 5, y - 5, x + 5, y + 5))
+        flags = "".join(sorted({("!" if is_implausible(p) else "") for p in group}))
+        if any(is_implausible(p) for p in group):
+            ax.scatter(
+                [1.0 - group[0].cos_min],
+                [group[0].ratio],
+                s=240,
+                facecolors="none",
+                edgecolors=IMPLAUSIBLE_COLOUR,
+                linewidths=1.3,
+                zorder=2,
+            )
+        if any(verdicts.get(p.seq) == "diverged" for p in group):
+            flags += "✗"
+        label = ", ".join(str(p.seq) for p in group) + flags
+        _place_label(ax, group[0], label, placed, to_px, flags)
+
+    handles = [
+        line2d([], [], color="0.35", linestyle="--", label=REFERENCE_LABEL),
+        *(
+            line2d(
+                [],
+                [],
+                linestyle="",
+                marker=marks[n].marker,
+                markersize=7,
+                markerfacecolor=marks[n].colour,
+                markeredgecolor=marks[n].colour,
+                label=visible(n).replace("$", "\\$"),  # no mathtext, no control characters
+            )
+            for n in names
+        ),
+    ]
+    if any(is_implausible(p) for p in points):
+        handles.append(
+            line2d(
+                [],
+                [],
+                linestyle="",
+                marker="o",
+                markersize=12,
+                markerfacecolor="none",
+                markeredgecolor=IMPLAUSIBLE_COLOUR,
+                label="! above the reference (implausible)",
+            )
+        )
+    if verdicts:
+        handles.append(
+            line2d(
+                [],
+                [],
+                linestyle="",
+                marker="o",
+                markersize=7,
+                markerfacecolor="white",
+                markeredgecolor="0.3",
+                label="hollow: not yet reproduced",
+            )
+        )
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=7.5,
+        frameon=False,
+        title="labels: entry seq",
+        title_fontsize=7.5,
+    )
+
+
+def _place_label(
+    ax: Any,
+    p: ParetoPoint,
+    label: str,
+    placed: list[tuple[float, float, float, float]],
+    to_px: Any,
+    flags: str,
+) -> None:
+    """Annotate `p` at the first offset whose box overlaps no label or marker so far."""
+    dpi_scale = ax.figure.dpi / 72.0
+    x, y = to_px((1.0 - p.cos_min, p.ratio))
+    width, height = (4.6 * len(label) + 2) * dpi_scale, 9 * dpi_scale
+    bbox = ax.get_window_extent()
+    chosen = _OFFSETS[0]
+    for dx, dy in _OFFSETS:
+        left = x + dx * dpi_scale - (width if dx < 0 else 0)
+        box = (left, y + dy * dpi_scale, left + width, y + dy * dpi_scale + height)
+        inside = bbox.x0 <= box[0] and box[2] <= bbox.x1 and bbox.y0 <= box[1] and box[3] <= bbox.y1
+        if inside and not any(_boxes_overlap(box, other) for other in placed):
+            chosen = (dx, dy)
+            placed.append(box)
+            break
+    dx, dy = chosen
+    far = abs(dx) > 10 or abs(dy) > 16
+    ax.annotate(
+        label,
+        (1.0 - p.cos_min, p.ratio),
+        xytext=(dx, dy),
+        textcoords="offset points",
+        ha="right" if dx < 0 else "left",
+        va="bottom",
+        fontsize=7.5,
+        color=IMPLAUSIBLE_COLOUR if "!" in flags else "0.1",
+        arrowprops={"arrowstyle": "-", "color": "0.5", "linewidth": 0.6} if far else None,
+        zorder=6,
+    )
+
+
 __all__ = [
+    "RUNNER_MARKS",
     "ParetoPoint",
     "Report",
     "ReportRow",
+    "RunnerMark",
     "build_report",
+    "draw_pareto",
+    "is_implausible",
+    "point_groups",
     "report_for_ledger",
+    "runner_marks",
     "to_markdown",
     "write_pareto_svg",
 ]

@@ -13,6 +13,7 @@ from ledger.errors import UsageError
 from ledger.files import check_output_path, write_atomic
 from ledger.gate import resolve_policy
 from ledger.report import Report, report_for_view, to_markdown, write_pareto_svg
+from ledger.view import VerifiedView
 
 
 def plot_path(output: Path) -> Path:
@@ -49,11 +50,11 @@ def report_cmd(
         check_output_path(output)
     ledger, view = open_view(ctx, trusted, genesis, quiet=as_json)
     report = report_for_view(view, resolve_policy(policy_spec, view, ledger=ledger))
-    _write(report, as_json, output)
+    _write(report, view, as_json, output)
     exit_unless_verified(view)
 
 
-def _write(report: Report, as_json: bool, output: Path | None) -> None:
+def _write(report: Report, view: VerifiedView, as_json: bool, output: Path | None) -> None:
     if as_json:
         if output is None:
             emit_json(report.to_json())
@@ -68,7 +69,10 @@ def _write(report: Report, as_json: bool, output: Path | None) -> None:
     svg = plot_path(output)
     check_output_path(svg)
     tmp_svg = svg.with_name(f".{svg.name}.tmp")
-    write_pareto_svg(report.points, tmp_svg)
+    from ledger.audit import audit_view  # hollow markers: claims not yet reproduced
+
+    verdicts = {c.seq: c.verdict for c in audit_view(view).claims if c.seq is not None}
+    write_pareto_svg(report.points, tmp_svg, verdicts=verdicts)
     try:
         write_atomic(output, to_markdown(report, plot=svg.name).encode())
     except BaseException:
