@@ -440,7 +440,9 @@ def packaged_policy_text(name: str) -> bytes:
     res = resources.files("ledger") / POLICY_DIR / f"{name}.toml"
     if not res.is_file():
         raise InputError(
-            f"no policy named {name!r} (packaged: {', '.join(packaged_policy_names())})"
+            f"no verified policy entry named {name!r} and no packaged one "
+            f"(packaged: {', '.join(packaged_policy_names())}; sign yours with "
+            "`evledger policy add FILE`)"
         )
     return res.read_bytes()
 

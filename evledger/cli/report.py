@@ -50,11 +50,11 @@ def report_cmd(
         check_output_path(output)
     ledger, view = open_view(ctx, trusted, genesis, quiet=as_json)
     report = report_for_view(view, resolve_policy(policy_spec, view, ledger=ledger))
-    _write(report, view, as_json, output)
+    _write(report, as_json, output, view)
     exit_unless_verified(view)
 
 
-def _write(report: Report, view: VerifiedView, as_json: bool, output: Path | None) -> None:
+def _write(report: Report, as_json: bool, output: Path | None, view: VerifiedView) -> None:
     if as_json:
         if output is None:
             emit_json(report.to_json())
@@ -71,7 +71,7 @@ def _write(report: Report, view: VerifiedView, as_json: bool, output: Path | Non
     tmp_svg = svg.with_name(f".{svg.name}.tmp")
     from ledger.audit import audit_view  # hollow markers: claims not yet reproduced
 
-    verdicts = {c.seq: c.verdict for c in audit_view(view).claims if c.seq is not None}
+    verdicts = {c.seq: c.verdict for c in audit_view(view).claims}
     write_pareto_svg(report.points, tmp_svg, verdicts=verdicts)
     try:
         write_atomic(output, to_markdown(report, plot=svg.name).encode())

@@ -125,7 +125,7 @@ async def test_open_entry_and_back(review_ledger: Ledger) -> None:
         chain = str(app.screen.query_one("#entry-chain").render())
         assert "included in the verified tree of 9 entries" in chain
         repro = app.screen.query_one("#entry-reproductions", DataTable)
-        assert repro.get_row_at(0)[0] == "8" and repro.get_row_at(0)[2] == "reproduced"
+        assert repro.get_row_at(0)[0] == "8" and str(repro.get_row_at(0)[2]) == "reproduced"
         await pilot.press("t")
         await pilot.press("J")
         await pilot.press("escape")
