@@ -177,7 +177,7 @@ def _check_toml_ints(obj: Any) -> None:
 def _parse_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"number {text} is not finite (it overflows a double or names nan/inf)")
+        raise ValueError(f"{text} is not a finite number (it overflows a double, or is nan/inf)")
     return value
 
 
