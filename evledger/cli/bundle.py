@@ -81,7 +81,7 @@ def import_cmd(
         f"(checkpoint {result.bundle.checkpoint.size}, trust: {result.bundle.anchor})"
     )
     for e in result.appended:
-        src = e.predicate["source"]
+        src = e.document["predicate"]["source"]
         say(f"appended seq {e.seq} import {e.digest} <- {src['origin']}#{src['seq']}")
     for seq, reason in result.skipped:
         say(f"skipped foreign seq {seq}: {reason}")

@@ -46,7 +46,7 @@ def init_cmd(ctx: click.Context, path: Path | None, key_name: str | None, as_jso
             {
                 "ledger": str(ledger.root),
                 "genesis": genesis.digest,
-                "origin": genesis.predicate["origin"],
+                "origin": genesis.document["predicate"]["origin"],
             }
         )
         return
@@ -174,14 +174,14 @@ def show_cmd(
     """Show one verified entry (REF: seq, digest prefix, `latest` or `RUNNER@latest`)."""
     _, view = open_view(ctx, trusted, genesis, quiet=as_json)
     entry = view.resolve(ref)
-    doc = {**_summary(entry), "envelope": entry.envelope, "statement": entry.statement}
+    doc = {**_summary(entry), "envelope": entry.envelope, "statement": entry.document}
     if as_json:
         emit_json(doc)
         return
     say(f"seq {entry.seq} {entry.kind} {entry.digest}")
     say(f"predicateType {entry.predicate_type}")
     say(f"time {entry.time}  signer {doc['signer'] or '-'}")
-    _print_json(entry.statement)
+    _print_json(entry.document)
 
 
 def _print_json(value: object) -> None:
