@@ -20,7 +20,7 @@ from ledger.canonical import digest_bytes
 from ledger.chain import Entry
 from ledger.checkpoint import CheckpointError, parse_note
 from ledger.errors import EvledgerError
-from ledger.evidence import fmt_metric, metrics_of
+from ledger.evidence import fmt_metric, metrics_of, runner_of
 from ledger.textsafe import safe_markup, safe_text
 from ledger.verify import stored_checkpoints
 from tui.widgets.json_view import JsonTree, JsonView
@@ -211,13 +211,12 @@ class EntryScreen(Screen[None]):
             return
         entry = self.entry = message.entry
         try:
-            statement = entry.statement
+            statement = entry.document
         except (ValueError, KeyError, TypeError) as e:
             statement = {"error": f"payload unreadable: {e}"}
+        runner = (_readable(entry) and runner_of(entry)) or ""
         self.query_one("#entry-title", Static).update(
-            safe_text(
-                f"Entry {entry.seq} · {entry.kind} · {entry.runner or ''} · {entry.digest[:23]}…"
-            )
+            safe_text(f"Entry {entry.seq} · {entry.kind} · {runner} · {entry.digest[:23]}…")
         )
         self.query_one(JsonTree).load(statement)
         self.query_one(JsonView).load(statement)
@@ -232,7 +231,7 @@ class EntryScreen(Screen[None]):
     def _fill_overview(self, entry: Entry, inclusion: str) -> None:
         app = self.evapp
         report = app.report
-        pred = entry.predicate if isinstance(entry.statement, dict) else {}
+        pred = entry.document.get("predicate", {}) if _readable(entry) else {}
         summary = [
             f"[b]seq[/b] {entry.seq}   [b]kind[/b] {markup(entry.kind)}   "
             f"[b]time[/b] {markup(entry.time)}",
@@ -332,11 +331,8 @@ class EntryScreen(Screen[None]):
         subjects: DataTable[str] = self.query_one("#entry-subjects", DataTable)
         subjects.clear(columns=True)
         subjects.add_columns("name", "sha256")
-        for s in entry.subjects:
-            if isinstance(s, dict):
-                digest = s.get("digest", {})
-                sha = digest.get("sha256", "") if isinstance(digest, dict) else ""
-                subjects.add_row(safe_text(s.get("name", "")), safe_text(sha))
+        for s in entry.subjects if _readable(entry) else ():
+            subjects.add_row(safe_text(s.name or ""), safe_text(s.sha256 or ""))
 
     @on(DataTable.RowSelected, "#entry-reproductions")
     def _open_reproduction(self, event: DataTable.RowSelected) -> None:
@@ -372,3 +368,11 @@ class EntryScreen(Screen[None]):
     def action_back(self) -> None:
         """Back to where we came from."""
         self.app.pop_screen()
+
+
+def _readable(entry: Entry) -> bool:
+    """True if the entry's payload decodes (an unreadable one is still shown, as unreadable)."""
+    try:
+        return isinstance(entry.document, dict)
+    except (ValueError, KeyError, TypeError):
+        return False
