@@ -132,7 +132,7 @@ def run_runners(
     from runners.registry import get_runner
     from runners.statement import run_runner, validate_statement
 
-    statements = [(e.seq, e.statement) for e in ledger.entries() if e.kind == "evidence"]
+    statements = [(e.seq, e.document) for e in ledger.entries() if e.kind == "evidence"]
     for name in RUNNERS:
         task = tasks[name]
         runner = get_runner(name)
@@ -180,7 +180,7 @@ def run_runners(
 
 def append_legacy(ledger: Ledger, key: str, out: Outcome) -> str:
     """The legacy POC samples, each once: an identical statement already held is skipped."""
-    held = {_bare(e.statement) for e in ledger.entries() if e.kind == "evidence"}
+    held = {_bare(e.document) for e in ledger.entries() if e.kind == "evidence"}
     fresh = [
         p
         for p in sorted(LEGACY_DIR.glob("*.json"))
