@@ -7,10 +7,11 @@ from typing import Any
 
 import click
 
-from evledger.cli.output import emit_json, progress_bar
+from evledger.cli.output import emit_json, progress_bar, say
 from ledger.errors import UsageError
 from ledger.files import MAX_KEY_BYTES, check_output_path, read_regular_file, write_atomic
 from ledger.keys import keys_dir
+from ledger.textsafe import visible_lines
 from ledger.trust import TrustPolicy, load_trust_policy, load_witness_key
 from ledger.witness import cosign, init_witness, load_witness
 
@@ -37,7 +38,7 @@ def init_cmd(name: str, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    click.echo(f"witness {name} {witness.key.keyid}")
+    say(f"witness {name} {witness.key.keyid}")
     click.echo(f"verifier key {witness.vkey}")
     click.echo(f"share the public key: evledger keys export {name} > {name}.pub")
 
@@ -73,13 +74,13 @@ def cosign_cmd(
         emit_json(result.to_json())
         return
     cp = result.checkpoint
-    click.echo(
+    say(  # the origin and the note come from the ledger being witnessed: hostile
         f"cosigned {cp.origin} size {cp.size} ({result.mode}: {result.entries_checked} entries "
         f"checked, consistent with {result.old_size})",
         err=True,
     )
     if output is None:
-        click.echo(result.note, nl=False)
+        click.echo(visible_lines(result.note.rstrip("\n")))
 
 
 COMMANDS = [witness_group]
