@@ -8,7 +8,9 @@ every TUI screen read `view.entries`; their outputs open with `view.trust_line()
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +23,17 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class TrustAnchor:
-    """What the reader pins: root keys (PEM) and/or the genesis digest; nothing = unpinned."""
+    """What the reader pins: root keys (PEM) and/or the genesis digest; nothing = unpinned.
+
+    `witnesses` (Ed25519 public keys) and `quorum`: a checkpoint counts only with `quorum`
+    valid cosignatures by distinct named witnesses, and only entries below the newest such
+    checkpoint are vouched for (the others are excluded as `not-witnessed`).
+    """
 
     pinned_keys: tuple[bytes, ...] = ()
     genesis: str | None = None
+    witnesses: tuple[Any, ...] = ()
+    quorum: int = 0
 
     @property
     def pinned(self) -> bool:
@@ -147,6 +156,22 @@ class VerifiedView:
                 raise UsageError(f"seq {x.seq} does not verify ({', '.join(x.codes)}): {x.message}")
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the view is built, then freeze what it keeps:
+    a view holds every entry alive for as long as it is read, and without the freeze each
+    collection would rescan them all (gate/report slowed 2-3x at 10k entries). Entries hold no
+    reference cycles; reference counting frees them whatever the collector does."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def verified_view(
     ledger: Any,
     anchor: TrustAnchor | None = None,
@@ -157,14 +182,15 @@ def verified_view(
     """Verify the ledger at `rev` under `anchor` and keep only what verified."""
     anchor = anchor or TrustAnchor()
     kept: list[Entry] = []
-    report = verify_ledger(
-        ledger.store,
-        rev=rev,
-        pinned_keys=list(anchor.pinned_keys),
-        genesis=anchor.genesis,
-        progress=progress,
-        keep=kept,
-    )
+    with _collector_paused():  # keeping every entry alive makes each GC pass rescan them all
+        report = verify_ledger(
+            ledger.store,
+            rev=rev,
+            pinned_keys=list(anchor.pinned_keys),
+            genesis=anchor.genesis,
+            progress=progress,
+            keep=kept,
+        )
     by_seq: dict[int, list[Problem]] = {}
     for problem in report.problems:
         if problem.seq is not None and problem.code in ENTRY_CODES:
@@ -173,8 +199,35 @@ def verified_view(
         Excluded(seq, tuple(sorted({p.code for p in found})), found[0].message)
         for seq, found in sorted(by_seq.items())
     ]
+    if anchor.quorum:
+        excluded += _apply_quorum(ledger, anchor, rev, report, kept, by_seq)
+        excluded.sort(key=lambda x: x.seq)
     entries = [e for e in kept if e.seq not in by_seq]
     return VerifiedView(report, entries, excluded, anchor, rev)
+
+
+def _apply_quorum(
+    ledger: Any,
+    anchor: TrustAnchor,
+    rev: str,
+    report: Report,
+    kept: list[Entry],
+    by_seq: dict[int, list[Problem]],
+) -> list[Excluded]:
+    """Exclude what no checkpoint with the witness quorum covers; name the quorum's anchor."""
+    from ledger.witness import apply_quorum
+
+    check = apply_quorum(ledger.store, rev, anchor.witnesses, anchor.quorum, report)
+    if check.problem is None:
+        return []
+    covered = check.size or 0
+    out = []
+    for entry in kept:
+        if entry.seq >= covered and entry.seq not in by_seq:
+            problem = Problem(entry.seq, "not-witnessed", check.problem)
+            by_seq[entry.seq] = [problem]
+            out.append(Excluded(entry.seq, ("not-witnessed",), check.problem))
+    return out
 
 
 __all__ = ["Excluded", "TrustAnchor", "VerifiedView", "verified_view"]

@@ -30,6 +30,9 @@ COMMAND_MODULES = [
     "evledger.cli.diff",
     "evledger.cli.report",
     "evledger.cli.tui",
+    "evledger.cli.witness",
+    "evledger.cli.prove",
+    "evledger.cli.pull",
 ]
 
 
@@ -68,10 +71,15 @@ for _name in COMMAND_MODULES:
 
 def _verbose_requested(argv: list[str]) -> bool:
     """`-v`/`--verbose` among the global options (before the command name)."""
-    for arg in argv:
-        if arg in ("-v", "--verbose"):
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-v", "--verbose") or (
+            arg.startswith("-") and not arg.startswith("--") and "v" in arg[1:]
+        ):
             return True
-        if arg == "--" or not arg.startswith("-"):
+        if arg == "--ledger":  # the one global option with a value
+            next(args, None)
+        elif arg == "--" or not arg.startswith("-"):
             return False
     return False
 

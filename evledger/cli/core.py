@@ -196,7 +196,7 @@ def _print_json(value: object) -> None:
     print_out(Syntax(text, "json", word_wrap=True, background_color="default"))
 
 
-@click.command("checkpoint")
+@click.group("checkpoint", invoke_without_command=True)
 @click.option(
     "-o",
     "--output",
@@ -213,6 +213,8 @@ def checkpoint_cmd(
 ) -> None:
     """Sign a tree head (C2SP checkpoint) over all entries and store it in the ledger; with no
     entry since the last checkpoint, print that one and commit nothing."""
+    if ctx.invoked_subcommand is not None:
+        return
     if output is not None:
         check_output_path(output, "checkpoint")
     ledger = ledger_from(ctx)
@@ -240,6 +242,22 @@ def checkpoint_cmd(
             err=True,
         )
     click.echo(visible_lines(text.rstrip("\n")))
+
+
+@checkpoint_cmd.command("cosign")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the cosigned note as JSON.")
+@click.pass_context
+def checkpoint_cosign_cmd(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> None:
+    """Attach witness cosignatures (cosigned notes or bare signature lines) to the newest
+    stored checkpoint note."""
+    note, added = ledger_from(ctx).attach_cosignatures(list(files))
+    if as_json:
+        emit_json({"added": added, "note": note})
+        return
+    note_line = f"attached {plural(added, 'signature line')}"
+    cli_output.note(note_line)
+    click.echo(visible_lines(note.rstrip("\n")))
 
 
 COMMANDS = [init_cmd, append_cmd, log_cmd, show_cmd, checkpoint_cmd]

@@ -209,3 +209,71 @@ def test_hostile_strings_are_inert_in_every_output(
             assert "[bold green]" in plain and "[/]" in plain
         if text == HOSTILE["row-injection"]:
             assert not any(line.startswith("| fake") for line in plain.splitlines())
+
+
+# --------------------------------------------------------------------------- the TUI leg
+#: keys from the ledger screen to each screen (seq 1 holds the hostile names, seq 2 the time);
+#: diff last, as its marks stay
+TUI_SCREENS = {
+    "browse": (),
+    "entry": ("j", "enter"),
+    "entry-time": ("j", "j", "enter"),
+    "gates": ("p",),
+    "audit": ("a",),
+    "verify": ("v",),
+    "diff": ("j", "space", "j", "j", "space", "d"),
+}
+#: screens that must show the hostile string (so the test sees it rendered, not dropped)
+TUI_SHOWN = {"browse", "entry", "entry-time"}
+
+
+async def _settle(app: Any, pilot: Any) -> None:
+    for _ in range(2):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def check_tui_screen(screen: str, strips: list[Any], text: str) -> None:
+    """No live character on the rendered screen; markup in entry text shows as text."""
+    segments = [segment for strip in strips for segment in strip]
+    rendered = "\n".join(strip.text for strip in strips)
+    live = live_characters(rendered)
+    assert not live, (screen, [hex(ord(c)) for c in live])
+    if screen not in TUI_SHOWN:
+        return
+    squeezed = re.sub(r"\s", "", rendered)
+    shown = re.sub(r"\s", "", visible(text))
+    assert shown[:12] in squeezed, (screen, rendered)  # shown as text (a cell may cut the tail)
+    if text == HOSTILE["markup"]:  # parsed markup would drop the brackets and style the rest
+        lines = [strip.text for strip in strips if "VERIFIED" in strip.text]
+        assert lines and all("[bold green]✓ VERIFIED" in line for line in lines), lines
+        green = [s for s in segments if "VERIFIED" in s.text and "[bold green]" not in s.text]
+        assert not green, green
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE))
+async def test_hostile_strings_are_inert_in_the_tui(
+    ledgers: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch, hostile: str
+) -> None:
+    """The real app via Pilot: every screen rendered, its strips checked, back to the list."""
+    from ledger.api import open_ledger
+    from tui.app import EvledgerApp
+    from tui.screens.browse import BrowseScreen
+
+    root, home = ledgers[hostile]
+    monkeypatch.setenv("EVLEDGER_HOME", str(home))
+    app = EvledgerApp(open_ledger(root), use_cache=False)
+    app.animation_level = "none"
+    async with app.run_test(size=(200, 50)) as pilot:
+        await _settle(app, pilot)
+        for screen, keys in TUI_SCREENS.items():
+            await pilot.press(*keys)
+            await _settle(app, pilot)
+            check_tui_screen(screen, app.screen._compositor.render_strips(), HOSTILE[hostile])
+            for _ in range(4):
+                if isinstance(app.screen, BrowseScreen):
+                    break
+                await pilot.press("escape")
+                await _settle(app, pilot)
+            assert isinstance(app.screen, BrowseScreen), (screen, app.screen_stack)
+            await pilot.press("g")  # back to the first row

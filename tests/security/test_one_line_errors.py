@@ -120,10 +120,16 @@ def test_corrupted_private_key_is_one_line(filled: Ledger, damage: str) -> None:
     one_line_failure(filled, ["checkpoint"])
 
 
-def test_verbose_shows_the_traceback_then_the_line(filled: Ledger, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "flags", [["-v", "--ledger"], ["--ledger"], ["-qv", "--ledger"]], ids=["-v", "after", "-qv"]
+)
+def test_verbose_shows_the_traceback_then_the_line(
+    filled: Ledger, tmp_path: Path, flags: list[str]
+) -> None:
     bad = tmp_path / "deep.json"
     bad.write_bytes(b"[" * 500 + b"]" * 500)
-    code, out, err = run(["-v", "--ledger", filled.root, "append", bad])
+    args = [*flags, filled.root, *(["-v"] if flags == ["--ledger"] else []), "append", bad]
+    code, out, err = run(args)
     assert code == 2 and out == ""
     assert err.startswith("Traceback (most recent call last):")
     assert "InputError" in err

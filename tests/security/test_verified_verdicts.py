@@ -227,7 +227,7 @@ def test_checkpoint_by_a_key_trusted_under_another_name(led: Ledger, tmp_path: P
     bob = generate_key("bob")
     pub = tmp_path / "bob-laptop.pub"
     pub.write_text(public_pem(bob.public_key))
-    assert cli(led, "keys", "trust", pub, "--key", "alice")[0] == 0
+    assert cli(led, "keys", "trust", pub, "--key", "alice", "--role", "checkpoint")[0] == 0
     code, _, err = cli(led, "checkpoint", "--key", "bob")
     assert code == 0, err
     code, out, _ = cli(led, "verify")
