@@ -4,12 +4,13 @@ never fork or drop an entry.
 What a crash leaves behind, by kill point (see `Store.commit_files`):
 
 - before/while writing objects: only unreachable loose objects; HEAD, index and tree unchanged.
-- in `_sync_worktree` before `update-index`: the new entry file sits untracked in the
-  working tree (`?? evidence/...`); a write killed before its `os.replace` leaves its temp
-  file under `.git/evledger-tmp/` (outside the working tree).
+- after `.git/evledger-pending` (the new commit and its paths) is written, before or inside
+  `git read-tree -m -u OLD NEW`: the index is at OLD (or, killed mid-way with a full index,
+  some new files sit untracked in the working tree).
 - between the index update and the ref update: the new entry files are staged (`A  ...`)
-  but HEAD is the old commit; the ledger verifies at the old size. `.git/evledger-pending`
-  lists them, and the next append unstages and deletes whatever HEAD does not hold.
+  but HEAD is the old commit; the ledger verifies at the old size. The next append reads
+  `.git/evledger-pending` and carries the index back (`read-tree -m -u NEW HEAD`), deleting
+  untracked leftovers HEAD does not hold.
 - a git child killed holding `index.lock` or the branch's `.lock`: the next append removes
   locks older than a minute (it holds the evledger lock, so no evledger process owns them).
 - after `update-ref`: the append is complete (new size).
@@ -252,29 +253,18 @@ def crash_on_git(monkeypatch: pytest.MonkeyPatch, command: str, *, after: bool =
 def crash_in_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """Die after the objects are written, before the working tree and index are touched."""
 
-    def patched(self: Store, files: dict[str, bytes], blobs: dict[str, bytes]) -> None:
+    def patched(self: Store, *args: Any) -> None:
         raise Crash("sync")
 
     monkeypatch.setattr(Store, "_sync_worktree", patched)
 
 
-def crash_in_replace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Die after writing an entry's temp file, before renaming it into place."""
-    dead_pid = os.getpid() + 100_000  # the temp name carries the pid of the dying process
-    monkeypatch.setattr("ledger.store.os.getpid", lambda: dead_pid)
-
-    def patched(src: Any, dst: Any) -> None:
-        raise Crash("replace")
-
-    monkeypatch.setattr("ledger.store.os.replace", patched)
-
-
 KILL_POINTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], bool]] = {
     # name: (injector, does the append land?)
     "objects-written": (crash_in_sync, False),
-    "worktree-tmp-written": (crash_in_replace, False),
-    "worktree-written": (lambda mp: crash_on_git(mp, "update-index"), False),
-    "index-updated": (lambda mp: crash_on_git(mp, "update-ref"), False),
+    "pending-written": (lambda mp: crash_on_git(mp, "read-tree"), False),
+    "index-updated": (lambda mp: crash_on_git(mp, "read-tree", after=True), False),
+    "before-ref-update": (lambda mp: crash_on_git(mp, "update-ref"), False),
     "ref-updated": (lambda mp: crash_on_git(mp, "update-ref", after=True), True),
 }
 
@@ -312,12 +302,12 @@ def test_batch_crash_then_append_leaves_clean_status(
     assert status_lines(ledger) == []
 
 
-def test_tmp_file_crash_then_append_leaves_clean_status(
+def test_index_crash_then_append_leaves_clean_status(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A crash mid-write leaves nothing in the working tree once the next append is done."""
+    """A crash right after the index update leaves nothing once the next append is done."""
     with monkeypatch.context() as mp:
-        crash_in_replace(mp)
+        crash_on_git(mp, "read-tree", after=True)
         with pytest.raises(Crash):
             ledger.append([statement("crash")], key_name="alice")
     ledger.append([statement("next")], key_name="alice")
