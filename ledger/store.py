@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import git
-from git.objects.fun import tree_entries_from_data, tree_to_stream
 from gitdb import IStream
 from gitdb.db.loose import LooseObjectDB
 from gitdb.exc import BadObject
@@ -126,11 +125,13 @@ class Store:
             self.repo = git.Repo(root)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
             raise LedgerError("not a git repository", path=root) from e
-        self.git_dir = Path(self.repo.git_dir)
-        self._loose = LooseObjectDB(str(self.git_dir / "objects"))
+        self.git_dir = Path(self.repo.git_dir)  # HEAD, index (per working tree)
+        self.common_dir = Path(self.repo.common_dir).resolve()  # objects, branches, our lock
+        self._loose = LooseObjectDB(str(self.common_dir / "objects"))
         self.bare = self.repo.bare
         self._full_shards: set[tuple[str, str]] | None = None
         self._created: list[Path] = []
+        self._trees: dict[bytes, dict[str, tuple[bytes, int]]] = {}
 
     # ---------------------------------------------------------------- reading
     def _git(self, *args: str, input_: bytes | None = None, check: bool = True) -> bytes:
@@ -308,15 +309,22 @@ class Store:
         return data
 
     def _tree_entries(self, binsha: bytes | None) -> dict[str, tuple[bytes, int]]:
+        """name -> (id, mode) of a tree (a copy; parsed trees are kept by their id)."""
         if binsha is None:
             return {}
-        kind, data = self._object(binsha)
-        if kind != b"tree":
-            raise UnreadableObjectError(binsha.hex(), f"expected a tree, found a {kind.decode()}")
-        try:
-            return {name: (sha, mode) for sha, mode, name in tree_entries_from_data(data)}
-        except (ValueError, IndexError, UnicodeDecodeError) as e:
-            raise UnreadableObjectError(binsha.hex(), f"malformed tree: {e}") from e
+        cached = self._trees.get(binsha)
+        if cached is None:
+            kind, data = self._object(binsha)
+            if kind != b"tree":
+                raise UnreadableObjectError(binsha.hex(), f"a {kind.decode()}, not a tree")
+            try:
+                cached = _parse_tree(data)
+            except ValueError as e:
+                raise UnreadableObjectError(binsha.hex(), f"malformed tree: {e}") from e
+            if len(self._trees) >= 64:
+                self._trees.clear()
+            self._trees[binsha] = cached
+        return dict(cached)
 
     def _commit_tree(self, commit: str) -> bytes:
         """The root tree id of `commit`."""
@@ -398,7 +406,7 @@ class Store:
                 raise _shape_error(f"{ENTRY_DIR}/{k:06d} is missing entry {first + i}")
 
     def _full_shards_file(self) -> Path:
-        return self.git_dir / "evledger" / "full-shards"
+        return self.common_dir / "evledger" / "full-shards"
 
     def _known_full_shards(self) -> set[tuple[str, str]]:
         if self._full_shards is None:
@@ -427,7 +435,7 @@ class Store:
     def lock(self) -> Iterator[None]:
         """Exclusive append lock shared by every evledger process on this repository."""
         try:
-            fd = os.open(self.git_dir / "evledger.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.common_dir / "evledger.lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise LedgerError(f"cannot take the append lock: {e.strerror or e}") from e
         try:
@@ -442,7 +450,7 @@ class Store:
         remember it if it is new, so a failed commit can take it back."""
         header = b"%s %d\0" % (kind, len(data))
         hexsha = hashlib.sha1(header + data, usedforsecurity=False).hexdigest()  # git object id
-        path = self.git_dir / "objects" / hexsha[:2] / hexsha[2:]
+        path = self.common_dir / "objects" / hexsha[:2] / hexsha[2:]
         existed = path.exists()
         binsha = self._loose.store(IStream(kind, len(data), io.BytesIO(data))).binsha
         if not existed:
@@ -485,13 +493,16 @@ class Store:
         return self._write_tree(entries) if entries else None
 
     def _write_tree(self, entries: dict[str, tuple[bytes, int]]) -> bytes:
-        def key(name: str) -> bytes:
-            return name.encode() + (b"/" if entries[name][1] == DIR_MODE else b"")
+        def key(name: str) -> bytes:  # git orders a folder as if its name ended in '/'
+            return name.encode(errors="surrogateescape") + (
+                b"/" if entries[name][1] == DIR_MODE else b""
+            )
 
-        ordered = [(entries[n][0], entries[n][1], n) for n in sorted(entries, key=key)]
-        buf = io.BytesIO()
-        tree_to_stream(ordered, buf.write)
-        return self._store(b"tree", buf.getvalue())
+        data = b"".join(
+            b"%o %s\0%s" % (entries[n][1], n.encode(errors="surrogateescape"), entries[n][0])
+            for n in sorted(entries, key=key)
+        )
+        return self._store(b"tree", data)
 
     def _check_no_entry_overwrite(self, parent_tree: bytes | None, paths: Iterable[str]) -> None:
         """Refuse to replace or delete an entry the parent commit holds, or to put anything
@@ -528,6 +539,7 @@ class Store:
         """
         for path in files:
             _check_relpath(path)
+        self._clear_stale_git_locks()
         self._recover_pending()
         self._created = []
         commit = None
@@ -541,10 +553,8 @@ class Store:
             }
             tree = self._update_tree(parent_tree, dict(blobs))
             commit = self._write_commit(tree or self._write_tree({}), parent, message)
-            self._clear_stale_git_locks()
             self._sync_worktree(parent, commit, list(files))
-            ref = self.branch_ref()
-            self._git("update-ref", "-m", "evledger append", ref, commit, parent or "0" * 40)
+            self._update_ref(self.branch_ref(), commit, parent, message.splitlines()[0])
         except OSError as e:
             self._undo_failed_commit(commit)
             raise LedgerError(f"could not write the ledger: {e.strerror or e}") from e
@@ -636,18 +646,86 @@ class Store:
                     break
 
     def _clear_stale_git_locks(self) -> None:
-        """Remove index/branch lock files a killed git child left behind (older than a minute).
+        """Remove index/branch lock files a killed process left behind: older than a minute,
+        or the branch lock our own killed append took (it holds that append's commit id).
 
         Only called under our own append lock, so no evledger process holds them; a lock that
         old is not a live `git` either (they hold such locks for milliseconds).
         """
         ref = self.branch_ref()
-        for lock in (self.git_dir / "index.lock", self.git_dir / f"{ref}.lock"):
+        ours = self._pending_commit()
+        for lock in (self.git_dir / "index.lock", self.common_dir / f"{ref}.lock"):
             try:
-                if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+                stale = time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS
+                if not stale and ours and lock.name != "index.lock":
+                    stale = lock.read_bytes().strip() in (b"", ours.encode())
+                if stale:
                     lock.unlink()
             except FileNotFoundError:
                 continue
+
+    def _pending_commit(self) -> str | None:
+        """The commit of an append that was killed before it finished, if any."""
+        try:
+            first = self._pending_file().read_text(errors="replace").split("\n", 1)[0]
+        except OSError:
+            return None
+        return first if _HEX40.fullmatch(first) else None
+
+    def _read_ref(self, ref: str) -> str | None:
+        """Commit id a branch points at (loose ref file, else packed-refs), or None."""
+        try:
+            value = (self.common_dir / ref).read_text().strip()
+        except FileNotFoundError:
+            value = ""
+        if value:
+            if not _HEX40.fullmatch(value):
+                raise LedgerError(f"{ref} does not hold a commit id", path=self.common_dir / ref)
+            return value
+        try:
+            packed = (self.common_dir / "packed-refs").read_text()
+        except FileNotFoundError:
+            return None
+        for line in packed.splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and _HEX40.fullmatch(sha):
+                return sha
+        return None
+
+    def _update_ref(self, ref: str, new: str, old: str | None, message: str) -> None:
+        """Move `ref` from `old` to `new` the way `git update-ref NEW OLD` does: take
+        `<ref>.lock` (O_EXCL, git's own protocol), compare, write, log, rename."""
+        path = self.common_dir / ref
+        lock = path.with_name(path.name + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError as e:
+            raise LedgerError(f"{ref} is locked by another git process", path=lock) from e
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if self._read_ref(ref) != old:
+                    raise LedgerError(f"{ref} moved during the append; nothing was written")
+                fh.write(f"{new}\n".encode())
+            self._append_reflog(ref, old, new, message)
+            os.replace(lock, path)
+        except BaseException:
+            lock.unlink(missing_ok=True)
+            raise
+
+    def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:
+        """One reflog line for the branch and for HEAD (which points at it), as git writes."""
+        stamp = f"{int(time.time())} +0000"
+        line = f"{old or '0' * 40} {new} {AUTHOR} {stamp}\t{message}\n".encode()
+        for log in (self.common_dir / "logs" / ref, self.git_dir / "logs" / "HEAD"):
+            if self.bare and not log.exists():
+                continue
+            log.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
 
     def remove_paths(self, paths: list[str], message: str) -> str:
         """Commit the removal of non-entry files (e.g. a stale .pub); takes the lock."""
@@ -693,6 +771,23 @@ def _parse_batch(raw: bytes, shas: list[str]) -> list[bytes]:
         else:
             out.append(raw[at : at + size])
         at += size + 1
+    return out
+
+
+def _parse_tree(data: bytes) -> dict[str, tuple[bytes, int]]:
+    """Entries of a raw tree object (raises ValueError if it is malformed)."""
+    out: dict[str, tuple[bytes, int]] = {}
+    at, end = 0, len(data)
+    while at < end:
+        space = data.index(b" ", at)
+        nul = data.index(b"\0", space)
+        if nul + 21 > end:
+            raise ValueError("truncated entry")
+        name = data[space + 1 : nul].decode("utf-8", errors="surrogateescape")
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"bad entry name {name!r}")
+        out[name] = (data[nul + 1 : nul + 21], int(data[at:space], 8))
+        at = nul + 21
     return out
 
 

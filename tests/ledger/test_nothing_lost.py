@@ -250,6 +250,18 @@ def crash_on_git(monkeypatch: pytest.MonkeyPatch, command: str, *, after: bool =
     monkeypatch.setattr(Store, "_git", patched)
 
 
+def crash_on_ref_update(monkeypatch: pytest.MonkeyPatch, *, after: bool = False) -> None:
+    """Make `Store._update_ref` die before (or right after) the branch moves."""
+    original = Store._update_ref
+
+    def patched(self: Store, *args: Any, **kwargs: Any) -> None:
+        if after:
+            original(self, *args, **kwargs)
+        raise Crash("update-ref")
+
+    monkeypatch.setattr(Store, "_update_ref", patched)
+
+
 def crash_in_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """Die after the objects are written, before the working tree and index are touched."""
 
@@ -264,8 +276,8 @@ KILL_POINTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], bool]] = {
     "objects-written": (crash_in_sync, False),
     "pending-written": (lambda mp: crash_on_git(mp, "read-tree"), False),
     "index-updated": (lambda mp: crash_on_git(mp, "read-tree", after=True), False),
-    "before-ref-update": (lambda mp: crash_on_git(mp, "update-ref"), False),
-    "ref-updated": (lambda mp: crash_on_git(mp, "update-ref", after=True), True),
+    "before-ref-update": (lambda mp: crash_on_ref_update(mp), False),
+    "ref-updated": (lambda mp: crash_on_ref_update(mp, after=True), True),
 }
 
 
@@ -295,7 +307,7 @@ def test_batch_crash_then_append_leaves_clean_status(
 ) -> None:
     """After a crashed batch and one good append, `git status` should be clean again."""
     with monkeypatch.context() as mp:
-        crash_on_git(mp, "update-ref")
+        crash_on_ref_update(mp)
         with pytest.raises(Crash):
             ledger.append([statement(f"crash{i}") for i in range(3)], key_name="alice")
     ledger.append([statement("next")], key_name="alice")
@@ -319,7 +331,7 @@ def test_single_crash_then_append_leaves_clean_status(
 ) -> None:
     """A single append killed after staging is fully superseded by the next append."""
     with monkeypatch.context() as mp:
-        crash_on_git(mp, "update-ref")
+        crash_on_ref_update(mp)
         with pytest.raises(Crash):
             ledger.append([statement("crash")], key_name="alice")
     assert status_lines(ledger) == ["A  evidence/000000/000000001.json"]
@@ -346,7 +358,7 @@ def test_crash_inside_revoke_keeps_revoked_key_out(
     bob = generate_key("bob")
     ledger.add_key(public_pem(bob.public_key).encode(), "bob", key_name="alice")
     with monkeypatch.context() as mp:
-        crash_on_git(mp, "update-ref", after=True)  # die once the key-revoke entry landed
+        crash_on_ref_update(mp, after=True)  # die once the key-revoke entry landed
         with pytest.raises(Crash):
             ledger.revoke_key(bob.keyid, "laptop lost", key_name="alice")
     assert_ok(ledger, {3})
