@@ -11,7 +11,7 @@ from rich.table import Table
 from evledger.cli.output import emit_json, ledger_from, signing_key_option, stdout
 from ledger.api import init_ledger
 from ledger.chain import Entry
-from ledger.files import check_output_path, write_atomic
+from ledger.files import PUBLIC_FILE_MODE, check_output_path, write_atomic
 
 
 @click.command("init")
@@ -139,7 +139,7 @@ def checkpoint_cmd(
         check_output_path(output, "checkpoint")
     text, cp = ledger_from(ctx).checkpoint(key_name=key_name)
     if output is not None:
-        write_atomic(output, text.encode())
+        write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
     if as_json:
         emit_json({"size": cp.size, "root": cp.root.hex(), "origin": cp.origin, "note": text})
         return

@@ -10,7 +10,7 @@ import click
 
 from evledger.cli.output import emit_json, ledger_from
 from ledger.errors import UsageError
-from ledger.files import check_output_path, write_atomic
+from ledger.files import PUBLIC_FILE_MODE, check_output_path, write_atomic
 from ledger.report import report_for_ledger, to_markdown, write_pareto_svg
 
 
@@ -44,7 +44,7 @@ def report_cmd(
             emit_json(report.to_json())
             return
         text = json.dumps(report.to_json(), sort_keys=True, ensure_ascii=False, indent=2) + "\n"
-        write_atomic(output, text.encode())
+        write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
         click.echo(f"wrote {output}", err=True)
         return
     if output is None:
@@ -55,7 +55,7 @@ def report_cmd(
     tmp_svg = svg.with_name(f".{svg.name}.tmp")
     write_pareto_svg(report.points, tmp_svg)
     try:
-        write_atomic(output, to_markdown(report, plot=svg.name).encode())
+        write_atomic(output, to_markdown(report, plot=svg.name).encode(), mode=PUBLIC_FILE_MODE)
     except BaseException:
         tmp_svg.unlink(missing_ok=True)
         raise
