@@ -15,20 +15,30 @@ import schemas
 from ledger import checkpoint as notes
 from ledger.canonical import canonical_bytes, digest_of, loads_strict, sha256_digest
 from ledger.chain import Entry, build_entry, parse_entry
-from ledger.envelope import STATEMENT_TYPE, parse_envelope
+from ledger.envelope import STATEMENT_TYPE, parse_envelope, verify_foreign
 from ledger.errors import InputError, LedgerError, SigningKeyError, UsageError
 from ledger.files import read_regular_file
 from ledger.gate import packaged_policy_files
-from ledger.keys import SigningKey, default_key_name, generate_key, keyid_of, load_key, public_pem
+from ledger.keys import (
+    SigningKey,
+    default_key_name,
+    generate_key,
+    keyid_of,
+    load_key,
+    load_public_pem,
+    public_pem,
+)
 from ledger.store import Store, entry_path
 from ledger.verify import (
     CHECKPOINT_DIR,
     STATE_EXTENSION,
     Report,
     checkpoint_state,
+    entry_problems,
     iter_entries,
     verify_ledger,
 )
+from ledger.view import TrustAnchor, VerifiedView, verified_view
 
 
 @dataclass(frozen=True)
@@ -108,8 +118,34 @@ def _signing_key(name: str | None, *, create: bool = False) -> SigningKey:
         return generate_key(name)
 
 
-def prepare_input(path: Path) -> Prepared:
-    """Read and validate one input file: our statement, legacy POC evidence or a DSSE envelope."""
+@dataclass(frozen=True)
+class ForeignKey:
+    """A public key a foreign DSSE envelope may be verified with, and why it is believed."""
+
+    keyid: str
+    name: str
+    pem: str
+    how: str  # "signer-key" (named by the user) | "ledger-key" (trusted by this ledger)
+
+    def doc(self) -> dict[str, str]:
+        """The `foreign_keys` item an import records."""
+        return {"keyid": self.keyid, "name": self.name, "public_key": self.pem}
+
+
+def foreign_keys_from_pems(pems: Sequence[bytes], *, how: str = "signer-key") -> list[ForeignKey]:
+    """ForeignKeys from PEM public keys (named `signer-1`, `signer-2`, ...)."""
+    from ledger.keys import load_public_pem
+
+    out = []
+    for i, pem in enumerate(pems, 1):
+        public = load_public_pem(pem)
+        out.append(ForeignKey(keyid_of(public), f"signer-{i}", public_pem(public), how))
+    return out
+
+
+def prepare_input(path: Path, *, foreign_keys: Sequence[ForeignKey] = ()) -> Prepared:
+    """Read and validate one input file: our statement, legacy POC evidence or a DSSE envelope
+    (which must carry a signature that verifies under one of `foreign_keys`)."""
     raw = read_regular_file(path, what="evidence")
     doc = loads_strict(raw, path=path)
     if not isinstance(doc, dict):
@@ -117,7 +153,7 @@ def prepare_input(path: Path) -> Prepared:
     if "schema_id" in doc:
         return _prepare_legacy(doc, raw, path)
     if "payloadType" in doc:
-        return _prepare_import(doc, path)
+        return _prepare_import(doc, path, foreign_keys)
     if doc.get("_type") == STATEMENT_TYPE:
         return _prepare_statement(doc, path)
     raise InputError("not an in-toto statement, DSSE envelope or legacy POC evidence", path=path)
@@ -139,22 +175,50 @@ def _prepare_legacy(doc: dict[str, Any], raw: bytes, path: Path) -> Prepared:
     return Prepared(statement, "evidence", str(path))
 
 
-def _prepare_import(doc: dict[str, Any], path: Path) -> Prepared:
+def _prepare_import(
+    doc: dict[str, Any], path: Path, foreign_keys: Sequence[ForeignKey]
+) -> Prepared:
     try:
         env = parse_envelope(doc)
         inner = loads_strict(env.payload, path=path)
     except ValueError as e:
         raise InputError(f"not a DSSE envelope: {e}", path=path) from e
-    subject = inner.get("subject") if isinstance(inner, dict) else None
-    if not isinstance(subject, list) or not subject:
+    by_id = {k.keyid: k for k in foreign_keys}
+    try:
+        keyid = verify_foreign(doc, {k: load_public_pem(v.pem) for k, v in by_id.items()})
+    except ValueError as e:
+        raise InputError(
+            f"foreign envelope not verified: {e}; pass its signer's public key with "
+            "--signer-key PUB (or have a trusted key add it with `evledger keys trust`)",
+            path=path,
+        ) from e
+    subject = [
+        s
+        for s in (inner.get("subject") if isinstance(inner, dict) else None) or []
+        if isinstance(s, dict) and schemas.is_valid("subject.v1.schema.json", s)
+    ]
+    if not subject:  # no usable subject inside: the statement is about the payload itself
         subject = [{"name": path.name, "digest": {"sha256": sha256_digest(env.payload)[7:]}}]
+    signer = by_id[keyid]
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": subject,
         "predicateType": schemas.predicate_type("import"),
-        "predicate": {"envelope": doc, "source": {"file": path.name}},
+        "predicate": {
+            "envelope": doc,
+            "source": {"file": path.name, "verified_with": signer.how},
+            "foreign_keys": [signer.doc()],
+        },
     }
     return Prepared(statement, "import", str(path))
+
+
+def _is_envelope_file(path: Path) -> bool:
+    """Cheap sniff: does the file look like a DSSE envelope (decides whether trust is loaded)."""
+    try:
+        return b'"payloadType"' in read_regular_file(path, what="evidence")
+    except InputError:
+        return False
 
 
 def _prepare_statement(doc: dict[str, Any], path: Path | None) -> Prepared:
@@ -184,8 +248,15 @@ class Ledger:
         self.store = Store(root)
 
     # ------------------------------------------------------------- reading
+    def view(
+        self, anchor: TrustAnchor | None = None, *, rev: str = "HEAD", progress: Any = None
+    ) -> VerifiedView:
+        """The verified view: what every command that decides reads (see `ledger.view`)."""
+        return verified_view(self, anchor, rev=rev, progress=progress)
+
     def entries(self, rev: str = "HEAD") -> Iterator[Entry]:
-        """All entries in seq order (not verified; use `verify` for that)."""
+        """All entries in seq order, NOT verified: for the store's own bookkeeping only;
+        anything that decides or shows a verdict reads `view()`."""
         if self.store.resolve(rev) is None:
             return iter(())
         return iter_entries(self.store, rev)
@@ -251,11 +322,24 @@ class Ledger:
         prepared = [_prepare_statement(s, None) for s in statements]
         return self.append_prepared(prepared, key_name=key_name)
 
-    def append_files(self, paths: Sequence[Path], *, key_name: str | None = None) -> list[Entry]:
-        """Validate every file first, then append them all in one commit."""
+    def append_files(
+        self,
+        paths: Sequence[Path],
+        *,
+        key_name: str | None = None,
+        signer_keys: Sequence[bytes] = (),
+    ) -> list[Entry]:
+        """Validate every file first, then append them all in one commit. A DSSE envelope must
+        verify under one of `signer_keys` (PEM) or a key this ledger trusts."""
         for path in paths:
             self._check_outside_git_dir(path)
-        prepared = [prepare_input(p) for p in paths]
+        foreign = foreign_keys_from_pems(signer_keys)
+        if any(_is_envelope_file(p) for p in paths):
+            foreign += [
+                ForeignKey(k["keyid"], k["name"], k["public_key"], "ledger-key")
+                for k in self.trusted_keys()
+            ]
+        prepared = [prepare_input(p, foreign_keys=foreign) for p in paths]
         return self.append_prepared(prepared, key_name=key_name)
 
     def _check_outside_git_dir(self, path: Path) -> None:
@@ -289,6 +373,10 @@ class Ledger:
                 entry = build_entry(
                     item.statement, kind=kind or item.kind, seq=seq, prev=prev, keys=[key]
                 )
+                if problems := entry_problems(entry):  # what verify would refuse is never signed
+                    first = problems[0]
+                    raise InputError(f"{first.code}: {first.message}", path=item.source)
+                entry.signer = key.keyid
                 entries.append(entry)
                 files[entry_path(seq)] = entry.raw
                 seq, prev = seq + 1, entry.digest
@@ -326,6 +414,17 @@ class Ledger:
         check_name(name)
         public = load_public_pem(pem)
         doc = {"keyid": keyid_of(public), "name": name, "public_key": public_pem(public)}
+        known = self.verify().trusted_keys  # every key the trust history named, revoked too
+        for record in known:
+            if record["name"] == name:
+                raise UsageError(
+                    f"a key named {name!r} is already in this ledger's trust history "
+                    f"({record['keyid'][:16]}…); choose another --name"
+                )
+            if record["keyid"] == doc["keyid"] and record["revoked_seq"] is None:
+                raise UsageError(f"that key is already trusted as {record['name']!r}")
+        if self.store.read_path("HEAD", f"keys/{name}.pub") is not None:
+            raise UsageError(f"keys/{name}.pub already exists; choose another --name")
         statement = {
             "_type": STATEMENT_TYPE,
             "subject": [{"name": f"key:{name}", "digest": {"sha256": doc["keyid"]}}],
@@ -393,6 +492,19 @@ class Ledger:
                     f"(seq {first.seq}: {first.code})",
                     path=self.root,
                 )
+            record = next(
+                (
+                    k
+                    for k in report.trusted_keys
+                    if k["keyid"] == key.keyid and k["revoked_seq"] is None
+                ),
+                None,
+            )
+            if record is None:
+                raise SigningKeyError(
+                    f"key {key.name!r} ({key.keyid[:16]}…) is not trusted by this ledger; "
+                    "only a trusted key may sign its checkpoints"
+                )
             raw_genesis = self.store.read_path(parent, entry_path(0)) if parent else None
             if raw_genesis is None or parent is None:
                 raise LedgerError("the ledger has no genesis entry", path=self.root)
@@ -400,7 +512,8 @@ class Ledger:
             origin = str(parse_entry(raw_genesis).predicate.get("origin", "evledger"))
             ext = (f"{STATE_EXTENSION} {digest_of(state)}",)
             cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
-            text = notes.sign_note(cp, key.name, key.private_key)
+            # the note names the signer as the ledger knows it (verify looks it up by that name)
+            text = notes.sign_note(cp, record["name"], key.private_key)
             base = f"{CHECKPOINT_DIR}/{cp.size:09d}"
             files = {f"{base}.note": text.encode(), f"{base}.state.json": canonical_bytes(state)}
             self.store.commit_files(files, f"evledger: checkpoint {cp.size}", parent)

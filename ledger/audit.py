@@ -20,8 +20,9 @@ from typing import Any
 import schemas
 from ledger.chain import Entry
 from ledger.evidence import inner_statement, is_legacy, metrics_of, predicate_of, runner_of
-from ledger.ratedistortion import Physics, physics_of, structured_marker
+from ledger.ratedistortion import FAILING, Physics, physics_of, structured_marker
 from ledger.reproduce import Tolerance, compare_metrics
+from ledger.view import TrustAnchor, VerifiedView, verified_view
 
 REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
 
@@ -70,7 +71,7 @@ class ClaimAudit:
     @property
     def failed(self) -> bool:
         """True if the claim is diverged or implausible."""
-        return self.verdict == "diverged" or self.physics.status == "implausible"
+        return self.verdict == "diverged" or self.physics.status in FAILING
 
     @property
     def diverged(self) -> list[MetricDelta]:
@@ -83,11 +84,14 @@ class AuditReport:
     """All claims of a ledger, audited."""
 
     claims: list[ClaimAudit] = field(default_factory=list)
+    trust: dict[str, Any] = field(default_factory=dict)
+    """The verified view's trust block: only verified entries were audited."""
+    trust_line: str = ""
 
     @property
     def ok(self) -> bool:
-        """True if no claim is diverged or implausible."""
-        return not any(c.failed for c in self.claims)
+        """True if no claim is diverged or implausible and nothing was excluded."""
+        return not any(c.failed for c in self.claims) and self.trust.get("ok", True)
 
     def counts(self) -> dict[str, int]:
         """Number of claims per verdict, plus implausible and structured."""
@@ -95,6 +99,7 @@ class AuditReport:
         for c in self.claims:
             out[c.verdict] += 1
         out["implausible"] = sum(c.physics.status == "implausible" for c in self.claims)
+        out["contradictory"] = sum(c.physics.status == "contradictory" for c in self.claims)
         out["structured"] = sum(c.physics.status == "structured" for c in self.claims)
         return out
 
@@ -102,6 +107,7 @@ class AuditReport:
         """The `audit --json` document."""
         return {
             "ok": self.ok,
+            "trust": self.trust,
             "summary": self.counts(),
             "claims": [{**asdict(c), "failed": c.failed} for c in self.claims],
         }
@@ -183,7 +189,7 @@ def _signer(entry: Entry) -> str:
         sigs = entry.predicate.get("envelope", {}).get("signatures", [])
         if sigs and isinstance(sigs[0], dict):
             return str(sigs[0].get("keyid", ""))
-    return entry.signer_keyids[0] if entry.signer_keyids else ""
+    return entry.signer or ""  # the key whose signature verified (entries here are verified)
 
 
 def _origin(entry: Entry) -> str | None:
@@ -334,9 +340,16 @@ def audit_entries(entries: Iterable[Entry]) -> AuditReport:
     return report
 
 
-def audit_ledger(ledger: Any, rev: str = "HEAD") -> AuditReport:
-    """Audit every claim of a ledger at `rev` (reads only)."""
-    return audit_entries(ledger.entries(rev))
+def audit_view(view: VerifiedView) -> AuditReport:
+    """Audit the verified entries of a view (excluded ones are neither claims nor checks)."""
+    report = audit_entries(view.entries)
+    report.trust, report.trust_line = view.trust_json(), view.trust_line()
+    return report
+
+
+def audit_ledger(ledger: Any, rev: str = "HEAD", anchor: TrustAnchor | None = None) -> AuditReport:
+    """Verify the ledger at `rev` and audit every verified claim (reads only)."""
+    return audit_view(verified_view(ledger, anchor, rev=rev))
 
 
 __all__ = [
@@ -347,6 +360,7 @@ __all__ = [
     "Physics",
     "audit_entries",
     "audit_ledger",
+    "audit_view",
     "physics_of",
     "structured_marker",
     "verdict_text",

@@ -27,7 +27,7 @@ from ledger.api import Ledger, Prepared
 from ledger.canonical import canonical_bytes, digest_bytes, is_canonical, loads_strict
 from ledger.chain import Entry, parse_entry
 from ledger.envelope import b64decode, pae
-from ledger.errors import InputError, UsageError
+from ledger.errors import InputError, UsageError, VerificationFailed
 from ledger.files import PUBLIC_FILE_MODE, check_output_path, read_json_file, write_atomic
 from ledger.keys import keyid_of, load_public_pem, verify_signature
 from ledger.trust import TrustState
@@ -55,7 +55,18 @@ def build_bundle(ledger: Ledger, refs: list[str]) -> dict[str, Any]:
     """The bundle for entries `refs`, proven against the newest stored checkpoint."""
     if not refs:
         raise UsageError("name at least one entry to export")
-    chosen = {e.seq: e for e in (ledger.resolve(r) for r in refs)}
+    view = ledger.view()
+    if not view.ok:  # a bundle vouches for the ledger it comes from: only a clean one
+        raise VerificationFailed(f"refusing to export: {view.trust_line()}")
+    chosen = {e.seq: e for e in (view.resolve(r) for r in refs)}
+    return assemble_bundle(ledger, view.entries, chosen)
+
+
+def assemble_bundle(
+    ledger: Ledger, entries: list[Entry], chosen: dict[int, Entry]
+) -> dict[str, Any]:
+    """The bundle document for `chosen` among `entries`, proven against the newest stored
+    checkpoint (`build_bundle` passes verified entries only; tests play forgers with it)."""
     checkpoints = stored_checkpoints(ledger.store, "HEAD")
     if not checkpoints:
         raise UsageError("the ledger has no checkpoint; run `evledger checkpoint` first")
@@ -67,7 +78,7 @@ def build_bundle(ledger: Ledger, refs: list[str]) -> dict[str, Any]:
             "run `evledger checkpoint` first"
         )
     cp, _ = notes.parse_note(note)
-    entries = [e for e in ledger.entries() if e.seq < size]
+    entries = [e for e in entries if e.seq < size]
     leaves = [merkle.leaf_hash(digest_bytes(e.digest)) for e in entries]
     if len(leaves) != size or merkle.root(leaves) != cp.root:
         raise UsageError(f"checkpoint {size} does not match the entries; run `evledger verify`")
@@ -390,7 +401,7 @@ def import_bundle(
     bundle = verify_bundle(read_bundle(path), pinned=pinned, path=path)
     known: dict[str, str] = {}
     seen: set[str] = set()
-    for e in ledger.entries():
+    for e in ledger.view().entries:
         if e.kind == "import":
             src = e.predicate.get("source", {})
             if isinstance(src, dict) and isinstance(src.get("digest"), str):

@@ -34,6 +34,8 @@ class Entry:
     digest: str
     path: str = ""
     _statement: dict[str, Any] | None = field(default=None, repr=False)
+    signer: str | None = None
+    """The keyid whose signature verified (set only by verification; None when unverified)."""
 
     @cached_property
     def statement(self) -> dict[str, Any]:
@@ -44,6 +46,11 @@ class Entry:
                 raise ValueError("payload is not a JSON object")
             self._statement = doc
         return self._statement
+
+    def set_statement(self, statement: dict[str, Any]) -> None:
+        """Record the statement a verifier already decoded (no second decode)."""
+        self._statement = statement
+        self.__dict__.pop("statement", None)
 
     @property
     def predicate_type(self) -> str:

@@ -18,6 +18,14 @@ from ledger.evidence import metrics_of, predicate_of
 SOURCE_BITS = 16
 #: numeric slack so a ratio equal to the bound is not flagged by float rounding
 BOUND_SLACK = 1e-9
+#: a cosine this close to 1 is (numerically) lossless: judged against the lossless limit
+LOSSLESS_COS = 1 - 1e-9
+#: lossless coding of fp16 weights: their bit patterns carry well over 8 bits of entropy per
+#: weight (sign, exponent and mantissa of trained weights are far from constant), so more
+#: than 2x without loss is implausible for weights that are not structured
+LOSSLESS_RATIO_LIMIT = 2.0
+#: statuses that make a claim fail a gate and an audit
+FAILING = frozenset({"implausible", "contradictory"})
 
 
 def bound_bits(cos: float) -> float:
@@ -41,7 +49,7 @@ def bound_ratio(cos: float, source_bits: int = SOURCE_BITS) -> float | None:
 class Physics:
     """The rate-distortion check of one claim."""
 
-    status: str  # within-bound | implausible | structured | not-applicable
+    status: str  # within-bound | implausible | contradictory | structured | not-applicable
     ratio: float | None = None
     cos: float | None = None
     bound_ratio: float | None = None
@@ -83,6 +91,17 @@ def physics_of(entry: Entry) -> Physics:
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (ratio, cos)):
         return Physics("not-applicable", note="")
     ratio, cos = float(ratio), float(cos)  # type: ignore[arg-type]
+    mean = m.get("cos_mean")
+    if isinstance(mean, int | float) and not isinstance(mean, bool) and cos > float(mean) + 1e-12:
+        return Physics(
+            "contradictory",
+            ratio,
+            cos,
+            note=f"cos_min {cos:g} exceeds cos_mean {float(mean):g}: the figures contradict "
+            "each other",
+        )
+    if cos >= LOSSLESS_COS:
+        return _lossless(entry, ratio, cos)
     bits = bound_bits(cos)
     bound = bound_ratio(cos)
     physics = Physics(
@@ -102,4 +121,21 @@ def physics_of(entry: Entry) -> Physics:
     else:
         physics.status = "implausible"
         physics.note = f"{excess} ({bits:.3f} bits/weight needed); implausible"
+    return physics
+
+
+def _lossless(entry: Entry, ratio: float, cos: float) -> Physics:
+    """A (numerically) lossless claim, judged against the lossless limit for fp16 weights."""
+    physics = Physics("within-bound", ratio, cos, LOSSLESS_RATIO_LIMIT, None)
+    if ratio <= LOSSLESS_RATIO_LIMIT:
+        return physics
+    excess = (
+        f"ratio {ratio:g} at cos {cos:g} (lossless) exceeds the lossless limit "
+        f"{LOSSLESS_RATIO_LIMIT:g}x for fp16 weights"
+    )
+    marker = structured_marker(entry)
+    if marker:
+        physics.status, physics.note = "structured", f"{excess}; marked structured ({marker})"
+    else:
+        physics.status, physics.note = "implausible", f"{excess}; implausible"
     return physics

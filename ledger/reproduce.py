@@ -227,7 +227,9 @@ def recheck_claims(
     """`verify --reproduce`: re-run every runner claim (appending nothing); a claim that
     diverges is a `not-reproduced` problem, one that cannot be re-run here (another runner
     version, its model file missing) is listed as skipped with the reason."""
-    claims = [e for e in ledger.entries() if e.kind == "evidence" and e.predicate.get("runner")]
+    claims = [
+        e for e in ledger.view().entries if e.kind == "evidence" and e.predicate.get("runner")
+    ]
     done, skipped = 0, []
     for entry in claims:
         if progress:
@@ -271,7 +273,7 @@ def reproduce(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Reproduction:
     """Re-run claim `ref` and append a `reproduction` entry with per-metric deltas."""
-    claim_entry = ledger.resolve(ref)
+    claim_entry = ledger.view().resolve(ref)  # only a claim that verifies is re-run
     if claim_entry.kind not in ("evidence", "import"):
         raise UsageError(f"seq {claim_entry.seq} is a {claim_entry.kind} entry, not a claim")
     rerun = rerunner.rerun(

@@ -8,6 +8,7 @@ stable code; it raises only when the ledger cannot be read at all.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,8 +20,9 @@ from ledger import checkpoint as notes
 from ledger import merkle
 from ledger.canonical import is_canonical
 from ledger.chain import Entry, entry_from_doc, parse_entry
-from ledger.envelope import b64decode, pae
-from ledger.keys import load_public_pem, verify_signature
+from ledger.envelope import b64decode_canonical, pae, verify_foreign
+from ledger.errors import UsageError
+from ledger.keys import keyid_of, load_public_pem, verify_signature
 from ledger.store import ENTRY_DIR, Store, UnreadableObject, entry_path, seq_from_path
 from ledger.trust import TrustState
 
@@ -50,6 +52,19 @@ CODES = {
     "bad-checkpoint": "a checkpoint note is malformed or its signature does not verify",
     "not-append-only": "the ledger is not an extension of the checkpoint the reviewer kept",
     "not-reproduced": "re-running the claim's runner gave other figures (verify --reproduce)",
+    "extra-signature": "a signature beside the valid one is not a valid signature of a trusted key",
+    "unverified-import": "an import entry names no foreign key its envelope was verified with",
+    "bad-import-signature": "the imported envelope does not verify under the key recorded for it",
+}
+
+#: codes that condemn the entry they name: such an entry is excluded from every verdict.
+#: (The others describe the ledger: a stray file, a gap, a checkpoint that does not match.)
+ENTRY_CODES = frozenset(CODES) - {
+    "missing-entry",
+    "stray-file",
+    "checkpoint-mismatch",
+    "bad-checkpoint",
+    "not-reproduced",
 }
 
 
@@ -71,6 +86,8 @@ class Report:
     trusted_keys: list[dict[str, Any]] = field(default_factory=list)
     root: str = ""
     genesis: str | None = None
+    origin: str | None = None
+    """The origin the genesis entry names (every checkpoint must carry it)."""
     trust_anchor: str = "ledger genesis (unpinned)"
     checkpoints: int = 0
     since: dict[str, Any] | None = None
@@ -134,9 +151,14 @@ class Verifier:
         self.watch_sizes = watch_sizes or set()
 
     # ------------------------------------------------------------ per entry
-    def check(self, raw: bytes, path_seq: int, state: _State) -> None:
-        """Verify one entry's bytes at position `path_seq` and advance the state."""
+    def check(self, raw: bytes, path_seq: int, state: _State) -> Entry | None:
+        """Verify one entry's bytes at position `path_seq` and advance the state.
+
+        Returns the parsed entry (statement decoded, `signer` set) when it verified without a
+        problem of its own, else None.
+        """
         report = self.report
+        before = len(report.problems)
         if isinstance(raw, UnreadableObject):
             report.add(path_seq, "unreadable-object", f"git object {raw.sha}: {raw.reason}")
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -150,7 +172,7 @@ class Verifier:
             entry = entry_from_doc(doc, raw, digest, entry_path(path_seq))
         except (ValueError, orjson.JSONDecodeError) as e:
             report.add(path_seq, "bad-entry", f"unreadable entry: {e}")
-            return
+            return None
         if not is_canonical(raw, doc):
             report.add(path_seq, "not-canonical", "entry bytes are not RFC 8785 canonical JSON")
         if not schemas.is_valid("entry.v1.schema.json", doc):
@@ -162,11 +184,9 @@ class Verifier:
             )
         if entry.prev != prev_digest:
             report.add(path_seq, "chain-break", f"prev {entry.prev} ≠ digest of seq {path_seq - 1}")
-        try:
-            statement = entry.statement
-        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
-            report.add(path_seq, "bad-entry", f"payload is not a JSON statement: {e}")
-            return
+        statement = self._decode_statement(entry, path_seq)
+        if statement is None:
+            return None
         self._check_statement(entry, statement, path_seq)
         signed_ok = self._check_signature(entry, path_seq, state)
         if path_seq == 0:
@@ -174,6 +194,31 @@ class Verifier:
         elif entry.kind in ("key-add", "key-revoke") and signed_ok:
             self._apply_trust(entry, path_seq, state)
         report.verified_entries += 1
+        if any(p.code in ENTRY_CODES for p in report.problems[before:]):
+            return None
+        entry.signer = report.signers.get(path_seq)
+        return entry
+
+    def _decode_statement(self, entry: Entry, seq: int) -> dict[str, Any] | None:
+        """The signed statement, from canonical base64 of canonical JSON (else a problem)."""
+        report = self.report
+        try:
+            payload = b64decode_canonical(entry.envelope.get("payload"))
+            statement = orjson.loads(payload)
+        except (ValueError, orjson.JSONDecodeError) as e:
+            report.add(seq, "bad-entry", f"payload is not a JSON statement: {e}")
+            return None
+        if not isinstance(statement, dict):
+            report.add(seq, "bad-entry", "payload is not a JSON object")
+            return None
+        if not is_canonical(payload, statement):
+            report.add(
+                seq,
+                "not-canonical",
+                "signed payload is not RFC 8785 canonical JSON (or holds a duplicate key)",
+            )
+        entry.set_statement(statement)
+        return statement
 
     def _check_statement(self, entry: Entry, statement: dict[str, Any], seq: int) -> None:
         report = self.report
@@ -204,47 +249,86 @@ class Verifier:
             elif not schemas.is_valid(legacy, document):
                 msg = "; ".join(schemas.errors(legacy, document)[:3])
                 report.add(seq, "schema", f"legacy document: {msg}")
+        if entry.kind == "import":
+            self._check_import(entry, seq)
+
+    def _check_import(self, entry: Entry, seq: int) -> None:
+        """The foreign envelope must verify under a key the import recorded (and signed)."""
+        keys: dict[str, Any] = {}
+        for doc in entry.predicate.get("foreign_keys") or []:
+            try:
+                public = load_public_pem(doc["public_key"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if isinstance(doc, dict) and _keyid_of_key(public) == doc.get("keyid"):
+                keys[doc["keyid"]] = public
+        if not keys:
+            self.report.add(
+                seq, "unverified-import", "no foreign key is recorded for the imported envelope"
+            )
+            return
+        try:
+            verify_foreign(entry.predicate.get("envelope"), keys)
+        except ValueError as e:
+            self.report.add(seq, "bad-import-signature", f"imported envelope: {e}")
 
     def _check_signature(self, entry: Entry, seq: int, state: _State) -> bool:
-        """True if at least one signature by a key trusted at `seq` verifies."""
+        """True if every signature is a valid one by a distinct key trusted at `seq`.
+
+        An entry carries only signatures that verify: any other (a junk signature, one by an
+        unknown key, a second copy) would let its bytes change while it still verified.
+        """
         report = self.report
         env = entry.envelope
         try:
-            payload = b64decode(env["payload"])
-            message = pae(env["payloadType"], payload)
+            message = pae(env["payloadType"], b64decode_canonical(env["payload"]))
             sigs = env["signatures"]
+            if not isinstance(sigs, list) or not sigs:
+                raise ValueError("no signatures")
         except (KeyError, TypeError, ValueError) as e:
             report.add(seq, "unverifiable-signature", f"envelope unreadable: {e}")
             return False
-        trust = state.trust
-        if seq == 0:
-            trust = self._genesis_trust(entry)
+        trust = self._genesis_trust(entry) if seq == 0 else state.trust
+        valid: list[str] = []
         failures: list[tuple[str, str]] = []
         for item in sigs:
             keyid = item.get("keyid", "") if isinstance(item, dict) else ""
+            keyid = keyid if isinstance(keyid, str) else ""
             status = trust.status(keyid, seq)
             if status != "trusted":
                 failures.append((status, keyid))
                 continue
             try:
-                sig = b64decode(item["sig"])
+                sig = b64decode_canonical(item["sig"])
             except (KeyError, TypeError, ValueError):
                 failures.append(("malformed", keyid))
                 continue
-            if verify_signature(trust.keys[keyid].public_key, sig, message):
-                report.signers[seq] = keyid
-                return True
-            failures.append(("bad", keyid))
+            if keyid in valid:
+                failures.append(("duplicate", keyid))
+            elif verify_signature(trust.keys[keyid].public_key, sig, message):
+                valid.append(keyid)
+            else:
+                failures.append(("bad", keyid))
+        if valid and not failures:
+            report.signers[seq] = valid[0]
+            return True
         statuses = {s for s, _ in failures}
         keyid = failures[0][1] if failures else ""
-        if "bad" in statuses:
-            report.add(seq, "bad-signature", f"signature by {keyid[:16]}… does not verify")
+        short = f"{keyid[:16]}…" if keyid else "(no keyid)"
+        if valid:
+            report.add(
+                seq,
+                "extra-signature",
+                f"besides a valid signature, one by {short} ({failures[0][0]})",
+            )
+        elif "bad" in statuses:
+            report.add(seq, "bad-signature", f"signature by {short} does not verify")
         elif "malformed" in statuses:
-            report.add(seq, "unverifiable-signature", "signature is not valid base64")
+            report.add(seq, "unverifiable-signature", "signature is not canonical base64")
         elif "revoked" in statuses:
-            report.add(seq, "revoked-key", f"signed by revoked key {keyid[:16]}…")
+            report.add(seq, "revoked-key", f"signed by revoked key {short}")
         else:
-            report.add(seq, "untrusted-key", f"signed by untrusted key {keyid[:16] or '(none)'}…")
+            report.add(seq, "untrusted-key", f"signed by untrusted key {short}")
         return False
 
     def _genesis_trust(self, entry: Entry) -> TrustState:
@@ -259,17 +343,22 @@ class Verifier:
     def _genesis(self, entry: Entry, signed_ok: bool, state: _State) -> None:
         report = self.report
         report.genesis = entry.digest
+        origin = entry.predicate.get("origin")
+        report.origin = origin if isinstance(origin, str) else None
         if entry.kind != "genesis":
             report.add(0, "no-genesis", f"seq 0 is a {entry.kind!r} entry, not genesis")
             return
+        pinned_ok = True
         if self.pinned_genesis and not entry.digest.startswith(self.pinned_genesis):
             report.add(
                 0, "genesis-mismatch", f"genesis is {entry.digest}, pinned {self.pinned_genesis}"
             )
+            pinned_ok = False
         root = entry.predicate.get("root_key", {})
         if self.pinned and root.get("keyid") not in self.pinned:
             report.add(0, "untrusted-key", "genesis root key is not one of the pinned keys")
-        if signed_ok:
+            pinned_ok = False
+        if signed_ok and pinned_ok:  # a genesis that is not the pinned one vouches for nothing
             state.trust = self._genesis_trust(entry)
             state.trust.keys[root["keyid"]].added_seq = 0
 
@@ -282,6 +371,23 @@ class Verifier:
                 state.trust.revoke(pred["keyid"], seq, str(pred.get("reason", "")))
         except (KeyError, TypeError, ValueError) as e:
             self.report.add(seq, "bad-trust-entry", str(e))
+
+
+def entry_problems(entry: Entry) -> list[Problem]:
+    """What `verify` would say of this entry on its own (bytes, schemas, statement, import),
+    without the chain or trust: `append` runs it on every entry before committing it."""
+    report = Report()
+    verifier = Verifier(report)
+    doc = orjson.loads(entry.raw)
+    if not is_canonical(entry.raw, doc):
+        report.add(entry.seq, "not-canonical", "entry bytes are not RFC 8785 canonical JSON")
+    if not schemas.is_valid("entry.v1.schema.json", doc):
+        msg = "; ".join(schemas.errors("entry.v1.schema.json", doc)[:3])
+        report.add(entry.seq, "schema", f"entry: {msg}")
+    statement = verifier._decode_statement(entry, entry.seq)
+    if statement is not None:
+        verifier._check_statement(entry, statement, entry.seq)
+    return report.problems
 
 
 def _list_entries(store: Store, rev: str, report: Report) -> list[tuple[int, str]]:
@@ -326,8 +432,14 @@ def verify_ledger(
     genesis: str | None = None,
     since_note: str | None = None,
     progress: ProgressFn | None = None,
+    keep: list[Entry] | None = None,
 ) -> Report:
-    """Verify every entry of the ledger at `rev` (see module docstring)."""
+    """Verify every entry of the ledger at `rev` (see module docstring).
+
+    With `keep`, every entry that verified without a problem of its own is appended to it
+    (statement decoded, `signer` set): the verified view's entries (`ledger.view`).
+    """
+    check_genesis_pin(genesis)
     report = Report()
     pinned = [_keyid_of_pem(p) for p in pinned_keys or []]
     if pinned:
@@ -338,7 +450,11 @@ def verify_ledger(
         report.add(None, "no-genesis", "the ledger has no commits")
         return report
     kept = _parse_kept(since_note, report)
-    if kept and (fast := _verify_since_fast(store, rev, kept, pinned, genesis, progress)):
+    if (
+        kept
+        and keep is None
+        and (fast := _verify_since_fast(store, rev, kept, pinned, genesis, progress))
+    ):
         return fast
     checkpoints = stored_checkpoints(store, rev)
     watch = {size for size, _ in checkpoints} | ({kept[0].size} if kept else set())
@@ -351,7 +467,9 @@ def verify_ledger(
     for i, (raw, (seq, _sha)) in enumerate(
         zip(store.read_blobs((s for _, s in ordered), mark_unreadable=True), ordered, strict=True)
     ):
-        verifier.check(raw, seq, state)
+        entry = verifier.check(raw, seq, state)
+        if keep is not None and entry is not None:
+            keep.append(entry)
         if seq + 1 in watch:
             trust_at[seq + 1] = TrustState.from_json(state.trust.to_json())
         if progress and (i % 256 == 0 or i + 1 == total):
@@ -363,10 +481,23 @@ def verify_ledger(
     return report
 
 
-def _keyid_of_pem(pem: bytes) -> str:
-    from ledger.keys import keyid_of
+_GENESIS_PIN = re.compile(r"(sha256:)?[0-9a-f]{16,64}")
 
+
+def check_genesis_pin(genesis: str | None) -> None:
+    """Refuse a genesis pin too short to pin anything (16 hex digits at least)."""
+    if genesis is not None and not _GENESIS_PIN.fullmatch(genesis):
+        raise UsageError(
+            f"--genesis {genesis!r}: give the genesis digest (sha256:<hex>, 16 hex digits at least)"
+        )
+
+
+def _keyid_of_pem(pem: bytes) -> str:
     return keyid_of(load_public_pem(pem))
+
+
+def _keyid_of_key(public: Any) -> str:
+    return keyid_of(public)
 
 
 def _parse_kept(since_note: str | None, report: Report) -> tuple[notes.Checkpoint, str] | None:
@@ -397,6 +528,12 @@ def _check_checkpoints(
             continue
         if cp.size != size:
             report.add(last, "bad-checkpoint", f"checkpoint file {size} holds size {cp.size}")
+        elif cp.origin != report.origin:
+            report.add(
+                last,
+                "bad-checkpoint",
+                f"checkpoint {size} is for origin {cp.origin!r}, the ledger's is {report.origin!r}",
+            )
         elif size not in state.roots:
             report.add(
                 len(report.digests),
@@ -423,6 +560,13 @@ def _check_since(
     except notes.CheckpointError as e:
         report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
         return
+    if report.origin is not None and cp.origin != report.origin:
+        report.add(
+            None,
+            "bad-checkpoint",
+            f"kept checkpoint is for origin {cp.origin!r}, this ledger's is {report.origin!r}",
+        )
+        return
     if cp.size > len(report.digests):
         report.add(
             len(report.digests),
@@ -436,8 +580,11 @@ def _check_since(
         merkle.verify_consistency(cp.size, len(leaves), proof, cp.root, state.frontier.root())
     except merkle.ProofError as e:
         first = _first_divergence(report, cp.size)
+        where = "" if first is not None else f" (rewritten somewhere in seq 0..{cp.size - 1})"
         report.add(
-            first, "not-append-only", f"not an extension of the kept checkpoint ({cp.size}): {e}"
+            first if first is not None else cp.size - 1,
+            "not-append-only",
+            f"not an extension of the kept checkpoint ({cp.size}): {e}{where}",
         )
 
 
@@ -501,8 +648,12 @@ def _verify_since_fast(
         return None
     if pinned and not any(k in trust.keys and trust.keys[k].added_seq == 0 for k in pinned):
         return None
+    raw_genesis = store.read_path(rev, entry_path(0))
+    origin = parse_entry(raw_genesis).predicate.get("origin") if raw_genesis else None
+    if cp.origin != origin:
+        return None  # the full path reports the foreign origin
     report = Report(since={"size": cp.size, "root": cp.root.hex(), "mode": "incremental"})
-    report.genesis = state_doc.get("genesis")
+    report.genesis, report.origin = state_doc.get("genesis"), origin
     try:
         notes.verify_note(text, note_keys(trust))
     except notes.CheckpointError as e:

@@ -14,6 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ledger.api import Ledger, open_ledger
+from ledger.files import MAX_KEY_BYTES, read_regular_file
+from ledger.verify import check_genesis_pin
+from ledger.view import TrustAnchor, VerifiedView
 
 
 def emit_json(obj: Any) -> None:
@@ -65,3 +68,46 @@ def trusted_keys_option(help_text: str) -> Callable[[Any], Any]:
         type=click.Path(path_type=Path, dir_okay=False),
         help=help_text,
     )
+
+
+def anchor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--trusted-key PUB`... and `--genesis DIGEST`: the reviewer's pins, the same as verify's
+    (every command that decides reads through them)."""
+    command = click.option(
+        "--genesis", help="Pin the genesis entry digest (sha256:<hex>, 16 hex digits at least)."
+    )(command)
+    return trusted_keys_option(
+        "Pin a public key (PEM); the genesis must be signed by a pinned key."
+    )(command)
+
+
+def anchor_from(trusted: tuple[Path, ...], genesis: str | None) -> TrustAnchor:
+    """The TrustAnchor of `--trusted-key`/`--genesis` (key files read with the usual limits)."""
+    pinned = tuple(
+        read_regular_file(p, max_bytes=MAX_KEY_BYTES, what="trusted key") for p in trusted
+    )
+    check_genesis_pin(genesis)
+    return TrustAnchor(pinned, genesis)
+
+
+def open_view(
+    ctx: click.Context,
+    trusted: tuple[Path, ...] = (),
+    genesis: str | None = None,
+    *,
+    rev: str = "HEAD",
+    quiet: bool = False,
+) -> tuple[Ledger, VerifiedView]:
+    """The ledger and its verified view under the reviewer's pins (progress on a TTY)."""
+    anchor = anchor_from(trusted, genesis)
+    ledger = ledger_from(ctx)
+    with progress_bar("verifying", enabled=not quiet) as update:
+        view = ledger.view(anchor, rev=rev, progress=update)
+    return ledger, view
+
+
+def exit_unless_verified(view: VerifiedView) -> None:
+    """Exit 1 (after the output) when anything did not verify: a verdict over a partly
+    verified ledger must not look like a clean one to a script."""
+    if not view.ok:
+        raise click.exceptions.Exit(1)

@@ -15,6 +15,7 @@ from ledger import merkle
 from ledger.api import Ledger, init_ledger
 from ledger.bundle import (
     BundleRefused,
+    assemble_bundle,
     build_bundle,
     export_bundle,
     foreign_entry_bytes,
@@ -22,7 +23,7 @@ from ledger.bundle import (
 )
 from ledger.canonical import digest_bytes, sha256_digest
 from ledger.chain import build_entry
-from ledger.errors import UsageError
+from ledger.errors import UsageError, VerificationFailed
 from ledger.evidence import metrics_of
 from ledger.keys import generate_key, load_key, public_pem
 from ledger.store import entry_path
@@ -145,7 +146,10 @@ def test_entry_signed_by_unknown_key_is_refused(
         source.store.commit_files(
             {f"checkpoints/{cp.size:09d}.note": note.encode()}, "cp", source.store.resolve()
         )
-    bundle = build_bundle(source, [str(entry.seq)])
+    with pytest.raises(VerificationFailed, match=r"seq 4 \(untrusted-key\)"):
+        build_bundle(source, [str(entry.seq)])  # export vouches only for a clean ledger
+    forged = list(source.entries())  # the forger assembles the bundle by hand
+    bundle = assemble_bundle(source, forged, {entry.seq: forged[-1]})
     refused(sink, write(bundle, tmp_path / "b.json"), "not signed by a key trusted")
 
 

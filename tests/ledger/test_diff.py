@@ -174,4 +174,6 @@ def test_cli_diff_rev_gate_changes(ledger: Ledger) -> None:
     changes = {c["id"]: (c["old"], c["new"]) for c in doc["changes"]}
     assert changes == {"TNSEC": ("missing", "pass"), "V43": ("missing", "fail")}
     code, out, _ = run(["--ledger", str(ledger.root), "diff", "--rev", "HEAD~1..HEAD"])
-    assert code == 0 and out.startswith("gate v37: NO-GO -> NO-GO") and "TNSEC" in out
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("HEAD~1: trust: ledger genesis (unpinned)")
+    assert lines[2].startswith("gate v37: NO-GO -> NO-GO") and "TNSEC" in out

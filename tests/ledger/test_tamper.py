@@ -13,6 +13,7 @@ from attacker import commit_raw
 from ledger.api import Ledger
 from ledger.canonical import canonical_bytes
 from ledger.chain import build_entry, parse_entry
+from ledger.errors import UsageError
 from ledger.keys import generate_key, load_key, public_pem
 from ledger.store import entry_path
 
@@ -149,12 +150,16 @@ def test_genesis_pins(filled: Ledger, home: Path, tmp_path: Path) -> None:
     genesis = filled.verify().genesis
     assert genesis
     assert filled.verify(
-        genesis=genesis[:20], pinned_keys=[public_pem(alice.public_key).encode()]
+        genesis=genesis[:23], pinned_keys=[public_pem(alice.public_key).encode()]
     ).ok
+    later = {(seq, "untrusted-key") for seq in range(1, 5)}  # a wrong root vouches for nothing
     other = generate_key("other")
     found = codes(filled, pinned_keys=[public_pem(other.public_key).encode()])
-    assert found == {(0, "untrusted-key")}
-    assert codes(filled, genesis="sha256:0000") == {(0, "genesis-mismatch")}
+    assert found == {(0, "untrusted-key")} | later
+    assert codes(filled, genesis="sha256:" + "0" * 16) == {(0, "genesis-mismatch")} | later
+    for too_short in ("sha256:", "s", genesis[:20]):
+        with pytest.raises(UsageError, match="16 hex digits"):
+            filled.verify(genesis=too_short)
 
 
 def test_non_canonical_bytes(filled: Ledger) -> None:
