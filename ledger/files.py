@@ -57,8 +57,12 @@ def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with open(fd, "wb", closefd=True) as fh:
-            fh.write(data)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

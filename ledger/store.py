@@ -39,7 +39,6 @@ from pathlib import Path
 import git
 from gitdb import IStream
 from gitdb.db.loose import LooseObjectDB
-from gitdb.exc import BadObject
 
 from ledger.errors import LedgerError
 
@@ -277,15 +276,27 @@ class Store:
 
     # ------------------------------------------------------- objects in-process
     def _object(self, binsha: bytes) -> tuple[bytes, bytes]:
-        """(type, data) of one object: loose ones in-process, packed ones through git."""
+        """(type, data) of one object: loose ones in-process (inflated whole and checked
+        against their id), packed ones through git."""
         hexsha = binsha.hex()
+        path = self.common_dir / "objects" / hexsha[:2] / hexsha[2:]
         try:
-            stream = self._loose.stream(binsha)
-            return stream.type, stream.read()
-        except BadObject:
-            pass  # not loose: packed
-        except (zlib.error, OSError, ValueError, AssertionError) as e:
-            raise UnreadableObjectError(hexsha, f"corrupt loose object: {e}") from e
+            compressed = path.read_bytes()
+        except FileNotFoundError:
+            compressed = None  # not loose: packed
+        except OSError as e:
+            raise UnreadableObjectError(hexsha, e.strerror or str(e)) from e
+        if compressed is not None:
+            try:
+                raw = zlib.decompress(compressed)
+            except zlib.error as e:
+                raise UnreadableObjectError(hexsha, f"corrupt loose object: {e}") from e
+            header, _, data = raw.partition(b"\0")
+            kind, _, size = header.partition(b" ")
+            digest = hashlib.sha1(raw, usedforsecurity=False).digest()  # git object id
+            if not size.isdigit() or int(size) != len(data) or digest != binsha:
+                raise UnreadableObjectError(hexsha, "corrupt loose object (id mismatch)")
+            return kind, data
         proc = subprocess.run(
             ["git", "cat-file", "--batch"],
             cwd=self.root,
@@ -379,13 +390,18 @@ class Store:
         last = self._tree_entries(shards[names[-1]][0])
         first_seq = last_k * SHARD_SIZE
         want = [f"{first_seq + i:09d}.json" for i in range(len(last))]
-        if not last or sorted(last) != want:
-            got = sorted(last)
-            odd = next((g for g, w in zip(got, want, strict=True) if g != w), "?")
+        if not last:
+            raise _shape_error(f"{ENTRY_DIR}/{names[-1]} is empty")
+        got = sorted(last)
+        if got != want:
+            extra = next(g for g in got if g not in want)
+            gap = next((int(w[:9]) for w in want if w not in last), None)
             raise _shape_error(
-                f"{ENTRY_DIR}/{names[-1]}/{odd} breaks the sequence"
-                if got
-                else f"{ENTRY_DIR}/{names[-1]} is empty"
+                f"entry {gap} is missing"
+                if gap is not None
+                and extra.endswith(".json")
+                and seq_from_path(f"{ENTRY_DIR}/{names[-1]}/{extra}") is not None
+                else f"{ENTRY_DIR}/{names[-1]}/{extra} is not an entry file"
             )
         for name, (_sha, mode) in last.items():
             if mode != FILE_MODE:
@@ -578,6 +594,8 @@ class Store:
         for path in self._created:
             with contextlib.suppress(OSError):
                 path.unlink()
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only if this left it empty
         self._created = []
 
     def _pending_file(self) -> Path:
