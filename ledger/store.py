@@ -150,20 +150,34 @@ class Store:
             raise LedgerError(f"git {args[0]} failed: {msg[-1] if msg else proc.returncode}")
         return proc.stdout
 
+    def _head(self) -> tuple[str | None, str | None]:
+        """(branch ref HEAD names or None if detached, its commit id or None if unborn),
+        read from the ref files in-process: the hot path of every append."""
+        try:
+            text = (self.git_dir / "HEAD").read_text().strip()
+        except OSError as e:
+            raise LedgerError(f"cannot read HEAD: {e.strerror or e}", path=self.git_dir) from e
+        if text.startswith("ref: "):
+            ref = text[5:].strip()
+            if not ref.startswith("refs/"):
+                raise LedgerError(f"HEAD names {ref!r}, not a branch", path=self.git_dir)
+            _check_relpath(ref)
+            return ref, self._read_ref(ref)
+        if _HEX40.fullmatch(text):
+            return None, text
+        raise LedgerError("HEAD is neither a branch nor a commit id", path=self.git_dir)
+
     def branch_ref(self) -> str:
         """The full ref HEAD points at (e.g. refs/heads/main)."""
-        head = self.repo.head
-        if head.is_detached:
+        ref, _ = self._head()
+        if ref is None:
             raise LedgerError("HEAD is detached; check out the ledger branch", path=self.root)
-        return str(head.reference.path)
+        return ref
 
     def resolve(self, rev: str = "HEAD") -> str | None:
         """Commit id of `rev`, or None if it does not exist (e.g. an empty repository)."""
-        if rev == "HEAD":  # the hot path of every append: read the ref files in-process
-            try:
-                return str(self.repo.head.commit.hexsha)
-            except ValueError:
-                return None
+        if rev == "HEAD":
+            return self._head()[1]
         _check_rev(rev)
         out = self._git("rev-parse", "-q", "--verify", f"{rev}^{{commit}}", check=False).strip()
         return out.decode() or None

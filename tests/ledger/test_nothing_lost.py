@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 import schemas
-from ledger.api import Ledger
+from ledger.api import Ledger, init_ledger
 from ledger.envelope import STATEMENT_TYPE
 from ledger.errors import SigningKeyError
 from ledger.keys import generate_key, public_pem
@@ -281,11 +281,26 @@ KILL_POINTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], bool]] = {
 }
 
 
+@pytest.fixture(params=["sparse", "full-index"])
+def any_ledger(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Ledger:
+    """A new ledger (sparse index) or one added to a project repository (full index)."""
+    if request.param == "sparse":
+        return init_ledger(tmp_path / "ledger", "alice")[0]
+    repo = tmp_path / "project"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "README.md").write_text("project\n")
+    subprocess.run(["git", "-C", str(repo), "add", "README.md"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "code"], check=True)
+    return init_ledger(repo, "alice")[0]
+
+
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 @pytest.mark.parametrize("batch", [1, 3])
 def test_crash_point_leaves_verifiable_appendable_ledger(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, point: str, batch: int
+    any_ledger: Ledger, monkeypatch: pytest.MonkeyPatch, point: str, batch: int
 ) -> None:
+    ledger = any_ledger
     """A crash at each step verifies at the old (or new) size and the next append works."""
     ledger.append([statement("base")], key_name="alice")
     inject, lands = KILL_POINTS[point]
