@@ -131,6 +131,7 @@ class Store:
         self._full_shards: set[tuple[str, str]] | None = None
         self._created: list[Path] = []
         self._trees: dict[bytes, dict[str, tuple[bytes, int]]] = {}
+        self._locked = False
 
     # ---------------------------------------------------------------- reading
     def _git(self, *args: str, input_: bytes | None = None, check: bool = True) -> bytes:
@@ -470,8 +471,10 @@ class Store:
             raise LedgerError(f"cannot take the append lock: {e.strerror or e}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._locked = True
             yield
         finally:
+            self._locked = False
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
@@ -567,6 +570,8 @@ class Store:
         branch moves (a full disk, a git error) the objects this call created are removed
         and the index is left as it was: nothing is written.
         """
+        if not self._locked:
+            raise LedgerError("internal: commit_files called without the append lock")
         for path in files:
             _check_relpath(path)
         self._clear_stale_git_locks()

@@ -308,3 +308,8 @@ def test_disk_full_during_append_leaves_nothing(
     assert git(filled.root, "status", "--porcelain") == ""
     [entry] = filled.append_files(LEGACY_SAMPLES[:1], key_name="alice")
     assert entry.seq == 5 and filled.verify().ok
+
+
+def test_commit_needs_the_append_lock(filled: Ledger) -> None:
+    with pytest.raises(LedgerError, match="without the append lock"):
+        filled.store.commit_files({"keys/x.pub": b"x"}, "x", filled.store.resolve())
