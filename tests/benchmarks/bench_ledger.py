@@ -339,17 +339,26 @@ led = open_ledger(ledger)
 rng = random.Random(seed)
 items = [statement(10_000_000 + seed * 1000 + i, rng) for i in range(n + 1)]
 led.append([items[0]], key_name=KEY)  # warm-up: imports, caches
+import resource
+def cpu():  # this process and its waited-for git children
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 times = []
+c0 = cpu()
 for s in items[1:]:
     t0 = time.perf_counter()
     led.append([s], key_name=KEY)
     times.append(time.perf_counter() - t0)
-print(json.dumps(times))
+print(json.dumps([times, (cpu() - c0) / n]))
 """
 
 
-def _append_round(src: Path, ledger: Path, n: int, seed: int, home: Path) -> list[float]:
-    """`n` one-by-one appends by the code in `src` (a fresh process), seconds each."""
+def _append_round(
+    src: Path, ledger: Path, n: int, seed: int, home: Path
+) -> tuple[list[float], float]:
+    """`n` one-by-one appends by the code in `src` (a fresh process): wall seconds each, and
+    mean CPU seconds per append (the process and its git children: what load cannot stretch)."""
     import subprocess
 
     env = {**os.environ, "EVLEDGER_HOME": str(home), "PYTHONPATH": str(src)}
@@ -362,7 +371,8 @@ def _append_round(src: Path, ledger: Path, n: int, seed: int, home: Path) -> lis
     )
     if proc.returncode != 0:
         raise SystemExit(f"append worker ({src}) failed: {proc.stderr.strip()[-500:]}")
-    return [float(t) for t in json.loads(proc.stdout)]
+    wall, cpu = json.loads(proc.stdout)
+    return [float(t) for t in wall], float(cpu)
 
 
 def compare_appends(
@@ -398,10 +408,14 @@ def compare_appends(
     home = workdir / "home"
     new_t: list[float] = []
     old_t: list[float] = []
+    new_c: list[float] = []
+    old_c: list[float] = []
     for r in range(rounds):
         log(f"round {r + 1}/{rounds}: {per_round} appends each")
-        new_t += _append_round(here, new_root, per_round, 2 * r, home)
-        old_t += _append_round(baseline_src.resolve(), old_root, per_round, 2 * r + 1, home)
+        wall, cpu = _append_round(here, new_root, per_round, 2 * r, home)
+        new_t, new_c = new_t + wall, [*new_c, cpu]
+        wall, cpu = _append_round(baseline_src.resolve(), old_root, per_round, 2 * r + 1, home)
+        old_t, old_c = old_t + wall, [*old_c, cpu]
     for root in (new_root, old_root):
         if not open_ledger(root).verify().ok:
             raise SystemExit(f"{root} does not verify after the appends")
@@ -414,6 +428,8 @@ def compare_appends(
         "baseline_median_ms": old_med * 1e3,
         "baseline_appends_per_s": 1 / old_med,
         "speedup_median": old_med / new_med,
+        "new_cpu_ms_per_append": statistics.median(new_c) * 1e3,
+        "baseline_cpu_ms_per_append": statistics.median(old_c) * 1e3,
         "baseline": str(baseline_src),
         "machine": _machine(),
     }
@@ -431,6 +447,8 @@ def compare_table(c: dict[str, Any]) -> str:
             f"{c['baseline_appends_per_s']:6.1f}/s   ({c['baseline']})",
             f"  speed-up    {c['speedup_median']:.2f}x (baseline median / this median); "
             f"load {c['machine']['loadavg_1m']}",
+            f"  CPU/append  this {c['new_cpu_ms_per_append']:.1f} ms, baseline "
+            f"{c['baseline_cpu_ms_per_append']:.1f} ms (with git children; median of rounds)",
         ]
     )
 
