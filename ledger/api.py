@@ -28,6 +28,7 @@ from ledger.keys import (
     load_public_pem,
     public_pem,
 )
+from ledger.statement import Genesis
 from ledger.store import Store, entry_path
 from ledger.verify import (
     CHECKPOINT_DIR,
@@ -288,31 +289,8 @@ class Ledger:
         return seq, sha256_digest(raw)
 
     def resolve(self, ref: str) -> Entry:
-        """An entry by seq, digest (prefix), `latest` or `RUNNER@latest`."""
-        ref = ref.strip()
-        entries = list(self.entries())
-        if not entries:
-            raise UsageError("the ledger is empty")
-        if ref == "latest":
-            return entries[-1]
-        if ref.endswith("@latest"):
-            name = ref[: -len("@latest")]
-            matches = [e for e in entries if e.runner == name and e.kind == "evidence"]
-            if not matches:
-                raise UsageError(f"no entry from runner {name!r}")
-            return matches[-1]
-        if ref.isdigit():
-            seq = int(ref)
-            if seq >= len(entries) or entries[seq].seq != seq:
-                raise UsageError(f"no entry with seq {seq}")
-            return entries[seq]
-        prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
-        if len(prefix) < 7 + 4:
-            raise UsageError(f"digest prefix {ref!r} is too short (4 hex digits at least)")
-        found = [e for e in entries if e.digest.startswith(prefix)]
-        if len(found) != 1:
-            raise UsageError(f"{'no' if not found else 'more than one'} entry matches {ref!r}")
-        return found[0]
+        """A verified entry by seq, digest (prefix), `latest` or `RUNNER@latest`."""
+        return self.view().resolve(ref)
 
     # ------------------------------------------------------------- writing
     def append(
@@ -509,7 +487,8 @@ class Ledger:
             if raw_genesis is None or parent is None:
                 raise LedgerError("the ledger has no genesis entry", path=self.root)
             state = checkpoint_state(report, parent)
-            origin = str(parse_entry(raw_genesis).predicate.get("origin", "evledger"))
+            genesis = parse_entry(raw_genesis).predicate
+            origin = genesis.origin if isinstance(genesis, Genesis) else "evledger"
             ext = (f"{STATE_EXTENSION} {digest_of(state)}",)
             cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
             # the note names the signer as the ledger knows it (verify looks it up by that name)

@@ -30,6 +30,7 @@ from ledger.envelope import b64decode, pae
 from ledger.errors import InputError, UsageError, VerificationFailed
 from ledger.files import PUBLIC_FILE_MODE, check_output_path, read_json_file, write_atomic
 from ledger.keys import keyid_of, load_public_pem, verify_signature
+from ledger.statement import Genesis, Import, KeyAdd, KeyRevoke
 from ledger.trust import TrustState
 from ledger.verify import stored_checkpoints
 
@@ -84,11 +85,11 @@ def assemble_bundle(
         raise UsageError(f"checkpoint {size} does not match the entries; run `evledger verify`")
     genesis = entries[0]
     trust = TrustState()
-    trust.add(genesis.predicate["root_key"], -1)
+    trust.add(_root_key(genesis), -1)
     trust_entries = [e for e in entries if e.kind in TRUST_KINDS]
     for e in trust_entries:
-        if e.kind == "key-add":
-            trust.add(e.predicate["key"], e.seq)
+        if isinstance(e.predicate, KeyAdd) and e.predicate.key is not None:
+            trust.add(e.predicate.key.to_dict(), e.seq)
     keys = [{"keyid": r.keyid, "name": r.name, "public_key": r.pem} for r in trust.keys.values()]
     return {
         "format": FORMAT,
@@ -173,10 +174,10 @@ def _entry(item: Any, what: str, size: int, root: bytes, path: Path | None) -> E
     except merkle.ProofError as e:
         raise _refuse(f"{what} (seq {entry.seq}): inclusion proof fails: {e}", path) from e
     try:
-        binding = entry.statement["predicate"]["ledger"]
+        binding = entry.predicate.binding
     except (KeyError, TypeError, ValueError) as e:
         raise _refuse(f"{what} (seq {entry.seq}): unreadable statement", path) from e
-    if (binding.get("seq"), binding.get("prev"), binding.get("kind")) != (
+    if binding is None or (binding.seq, binding.prev, binding.kind) != (
         entry.seq,
         entry.prev,
         entry.kind,
@@ -243,15 +244,16 @@ def verify_bundle(
     genesis = _entry(doc.get("genesis"), "genesis", cp.size, cp.root, path)
     if genesis.seq != 0 or genesis.kind != "genesis":
         raise _refuse("the genesis item is not a seq-0 genesis entry", path)
-    origin = genesis.predicate.get("origin")
+    origin = genesis.predicate.origin if isinstance(genesis.predicate, Genesis) else None
     if origin != cp.origin or doc.get("origin") != cp.origin:
         raise _refuse(f"origin {doc.get('origin')!r} ≠ genesis/checkpoint origin", path)
     trust = TrustState()
     try:
-        trust.add(genesis.predicate["root_key"], -1)
+        root_doc = _root_key(genesis)
+        trust.add(root_doc, -1)
     except (KeyError, TypeError, ValueError) as e:
         raise _refuse(f"genesis root key unusable: {e}", path) from e
-    root_id = genesis.predicate["root_key"]["keyid"]
+    root_id = root_doc["keyid"]
     trust.keys[root_id].added_seq = 0
     _signed_by(genesis, trust, path)
     signers: dict[int, str] = {}
@@ -267,10 +269,13 @@ def verify_bundle(
         last = entry.seq
         signers[entry.seq] = _signed_by(entry, trust, path)
         try:
-            if entry.kind == "key-add":
-                trust.add(entry.predicate["key"], entry.seq)
+            pred = entry.predicate
+            if isinstance(pred, KeyAdd) and pred.key is not None:
+                trust.add(pred.key.to_dict(), entry.seq)
+            elif isinstance(pred, KeyRevoke):
+                trust.revoke(pred.keyid, entry.seq, pred.reason)
             else:
-                trust.revoke(entry.predicate["keyid"], entry.seq, str(entry.predicate["reason"]))
+                raise ValueError("not a key entry")
         except (KeyError, TypeError, ValueError) as e:
             raise _refuse(f"seq {entry.seq}: key entry unusable: {e}", path) from e
     trust_at_size = trust
@@ -311,7 +316,7 @@ def _check_note(
     if pinned:
         pinned_ids = {keyid_of(load_public_pem(p)) for p in pinned}
         keys = _pinned_note_keys(note, pinned)
-        root_pinned = genesis.predicate["root_key"]["keyid"] in pinned_ids
+        root_pinned = _root_key(genesis)["keyid"] in pinned_ids
         if root_pinned:
             keys = {
                 **{r.name: r.public_key for r in trust.keys.values() if r.revoked_seq is None},
@@ -353,7 +358,7 @@ class ImportResult:
             },
             "trust_anchor": self.bundle.anchor,
             "appended": [
-                {"seq": e.seq, "digest": e.digest, "source": e.predicate["source"]}
+                {"seq": e.seq, "digest": e.digest, "source": e.document["predicate"]["source"]}
                 for e in self.appended
             ],
             "skipped": [{"seq": s, "reason": r} for s, r in self.skipped],
@@ -363,7 +368,7 @@ class ImportResult:
 def import_statement(bundle: VerifiedBundle, entry: Entry) -> dict[str, Any]:
     """The `import` statement carrying one foreign entry's envelope verbatim."""
     signer = bundle.trust.keys[bundle.signers[entry.seq]]
-    subject = entry.subjects or [
+    subject = [s.to_dict() for s in entry.subjects] or [
         {"name": f"{bundle.origin}#{entry.seq}", "digest": {"sha256": entry.digest[7:]}}
     ]
     return {
@@ -403,11 +408,12 @@ def import_bundle(
     seen: set[str] = set()
     for e in ledger.view().entries:
         if e.kind == "import":
-            src = e.predicate.get("source", {})
-            if isinstance(src, dict) and isinstance(src.get("digest"), str):
-                seen.add(src["digest"])
-                if isinstance(src.get("origin"), str) and isinstance(src.get("genesis"), str):
-                    known.setdefault(src["origin"], src["genesis"])
+            pred = e.predicate
+            if isinstance(pred, Import) and pred.source_digest:
+                seen.add(pred.source_digest)
+                genesis_digest = pred.source.get("genesis")
+                if pred.origin and isinstance(genesis_digest, str):
+                    known.setdefault(pred.origin, genesis_digest)
     if known.get(bundle.origin, bundle.genesis.digest) != bundle.genesis.digest:
         raise _refuse(
             f"origin {bundle.origin} was imported before with another genesis "
@@ -434,17 +440,25 @@ def import_bundle(
 def foreign_entry_bytes(import_entry: Entry) -> bytes | None:
     """Rebuild the foreign entry's canonical bytes from an import predicate (None if unable)."""
     pred = import_entry.predicate
-    src = pred.get("source", {})
-    if not isinstance(src, dict) or "kind" not in src or "seq" not in src:
+    if not isinstance(pred, Import) or "kind" not in pred.source or "seq" not in pred.source:
         return None
+    src = pred.source
     return canonical_bytes(
         {
             "seq": src["seq"],
             "prev": src.get("prev"),
             "kind": src["kind"],
-            "envelope": pred["envelope"],
+            "envelope": dict(pred.envelope),
         }
     )
+
+
+def _root_key(genesis: Entry) -> dict[str, str]:
+    """The genesis entry's root key document (KeyError if it has none)."""
+    pred = genesis.predicate
+    if not isinstance(pred, Genesis) or pred.root_key is None:
+        raise KeyError("root_key")
+    return pred.root_key.to_dict()
 
 
 __all__ = [

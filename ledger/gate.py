@@ -25,6 +25,7 @@ from ledger.evidence import (
     runner_of,
 )
 from ledger.ratedistortion import FAILING, physics_of
+from ledger.statement import PolicyDoc
 
 if TYPE_CHECKING:
     from ledger.view import VerifiedView
@@ -156,14 +157,8 @@ class Selector:
             return False
         if self.runners and runner_of(entry) not in self.runners:
             return False
-        if self.subject is not None:
-            digests = {
-                s.get("digest", {}).get("sha256")
-                for s in entry.subjects
-                if isinstance(s, dict) and isinstance(s.get("digest"), dict)
-            }
-            if self.subject not in digests:
-                return False
+        if self.subject is not None and self.subject not in entry.statement.subject_digests:
+            return False
         return True
 
     def describe(self) -> str:
@@ -443,7 +438,9 @@ def packaged_policy_text(name: str) -> bytes:
     res = resources.files("ledger") / POLICY_DIR / f"{name}.toml"
     if not res.is_file():
         raise InputError(
-            f"no policy named {name!r} (packaged: {', '.join(packaged_policy_names())})"
+            f"no verified policy entry named {name!r} and no packaged one "
+            f"(packaged: {', '.join(packaged_policy_names())}; sign yours with "
+            "`evledger policy add FILE`)"
         )
     return res.read_bytes()
 
@@ -490,8 +487,8 @@ def _signed_policy(name: str, view: VerifiedView) -> Policy | None:
     """The newest verified `policy` entry named `name` (its TOML text parsed and validated)."""
     for entry in reversed(view.entries):
         pred = entry.predicate
-        if entry.kind == "policy" and pred.get("name") == name:
-            data = str(pred["text"]).encode("utf-8")
+        if entry.kind == "policy" and isinstance(pred, PolicyDoc) and pred.name == name:
+            data = pred.text.encode("utf-8")
             where = f"signed policy entry seq {entry.seq} ({entry.digest[:19]})"
             return _with(
                 parse_policy(data, source=where, path=f"seq {entry.seq}"), signed=True, data=data

@@ -25,6 +25,7 @@ import orjson
 
 from ledger.chain import Entry, parse_entry
 from ledger.evidence import metrics_of, predicate_type_of, runner_of
+from ledger.statement import Reproduction
 from ledger.store import Store
 
 if TYPE_CHECKING:
@@ -119,58 +120,35 @@ def _metrics_of(entry: Entry) -> dict[str, Any]:
         return {}
 
 
-def _target_of(pred: dict[str, Any]) -> str:
-    """The digest a reproduction points at (its `claim.digest`, as `reproduce` writes it)."""
-    claim = pred.get("claim")
-    digest = claim.get("digest") if isinstance(claim, dict) else None
-    return digest if isinstance(digest, str) and digest.startswith("sha256:") else ""
-
-
 def row_of(entry: Entry, blob: str = "") -> IndexRow:
     """The index row of one parsed entry (never raises on odd statements)."""
     try:
-        statement_ok = isinstance(entry.statement, dict)
+        pred = entry.predicate
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        statement_ok = False
-    if not statement_ok:
         return IndexRow(
-            entry.seq,
-            entry.digest,
-            entry.kind,
-            "",
-            "?",
-            "",
-            "",
-            _first_keyid(entry),
-            blob,
-            "",
-            "",
-            {},
-        )
-    pred = entry.predicate
+            entry.seq, entry.digest, entry.kind, "", "?", "", "", _first_keyid(entry), blob,
+            "", "", {},
+        )  # fmt: skip
     subjects = entry.subjects
-    subject = ""
-    if subjects and isinstance(subjects[0], dict):
-        subject = str(subjects[0].get("name", ""))
     raw_metrics = _metrics_of(entry)
     metrics = {}
     for name in HEADLINE:
         value = _number(raw_metrics.get(name))
         if value is not None:
             metrics[name] = value
-    verdict = pred.get("verdict")
+    claim = pred.claim if isinstance(pred, Reproduction) else None
     return IndexRow(
         seq=entry.seq,
         digest=entry.digest,
         kind=entry.kind,
         runner=str(runner_of(entry) or ""),
         ptype=_short_ptype(predicate_type_of(entry)),
-        subject=subject,
+        subject=(subjects[0].name or "") if subjects else "",
         time=entry.time,
         keyid=_first_keyid(entry),
         blob=blob,
-        target=_target_of(pred),
-        verdict=verdict if isinstance(verdict, str) else "",
+        target=(claim.digest or "") if claim is not None else "",
+        verdict=pred.verdict if isinstance(pred, Reproduction) else "",
         metrics=metrics,
     )
 

@@ -62,7 +62,7 @@ STRUCTURED_KEYS = ("structured", "synthetic")
 
 def structured_marker(entry: Entry) -> str | None:
     """Where the evidence says its data is structured/synthetic (None if it does not)."""
-    pred = predicate_of(entry)
+    pred = predicate_of(entry).raw  # the marker may sit in any block a runner writes
     places: list[tuple[str, Any]] = [
         ("rate_distortion", pred.get("rate_distortion")),
         ("environment", pred.get("environment")),

@@ -18,6 +18,7 @@ from ledger.gate import (
     resolve_policy,
 )
 from ledger.ratedistortion import bound_ratio
+from ledger.statement import Reproduction
 from ledger.view import TrustAnchor, VerifiedView, verified_view
 
 
@@ -77,12 +78,10 @@ def _reproductions(entries: list[Entry]) -> dict[str, list[tuple[int, str]]]:
     """claim digest -> [(seq, verdict)] of reproduction entries pointing at it."""
     out: dict[str, list[tuple[int, str]]] = {}
     for e in entries:
-        if e.kind != "reproduction":
-            continue
-        claim = e.predicate.get("claim")
-        verdict = e.predicate.get("verdict")
-        if isinstance(claim, dict) and isinstance(claim.get("digest"), str):
-            out.setdefault(claim["digest"], []).append((e.seq, str(verdict or "unknown")))
+        pred = e.predicate
+        if e.kind == "reproduction" and isinstance(pred, Reproduction) and pred.claim:
+            if pred.claim.digest:
+                out.setdefault(pred.claim.digest, []).append((e.seq, pred.verdict or "unknown"))
     return out
 
 

@@ -23,6 +23,7 @@ from ledger.chain import Entry, entry_from_doc, parse_entry
 from ledger.envelope import b64decode_canonical, pae, verify_foreign
 from ledger.errors import UsageError
 from ledger.keys import keyid_of, load_public_pem, verify_signature
+from ledger.statement import Genesis, Import, KeyAdd, KeyRevoke, Legacy
 from ledger.store import ENTRY_DIR, Store, UnreadableObject, entry_path, seq_from_path
 from ledger.trust import TrustState
 
@@ -217,7 +218,7 @@ class Verifier:
                 "not-canonical",
                 "signed payload is not RFC 8785 canonical JSON (or holds a duplicate key)",
             )
-        entry.set_statement(statement)
+        entry.set_document(statement)
         return statement
 
     def _check_statement(self, entry: Entry, statement: dict[str, Any], seq: int) -> None:
@@ -239,36 +240,36 @@ class Verifier:
         elif not schemas.is_valid(rel, statement["predicate"]):
             msg = "; ".join(schemas.errors(rel, statement["predicate"])[:3])
             report.add(seq, "schema", f"predicate: {msg}")
-        if entry.predicate_type == schemas.predicate_type("legacy"):
-            legacy = schemas.legacy_schema_path(str(entry.predicate.get("schema_id")))
-            document = entry.predicate.get("document")
+        ptype = statement.get("predicateType")
+        pred = entry.predicate if ptype in _TYPED_CHECKS else None  # typed only where needed
+        if isinstance(pred, Legacy):
+            legacy = schemas.legacy_schema_path(pred.schema_id)
+            document = statement["predicate"].get("document")
             if legacy is None:
-                report.add(
-                    seq, "schema", f"unknown legacy schema_id {entry.predicate.get('schema_id')!r}"
-                )
+                report.add(seq, "schema", f"unknown legacy schema_id {pred.schema_id!r}")
             elif not schemas.is_valid(legacy, document):
                 msg = "; ".join(schemas.errors(legacy, document)[:3])
                 report.add(seq, "schema", f"legacy document: {msg}")
-        if entry.kind == "import":
-            self._check_import(entry, seq)
+        if entry.kind == "import" and isinstance(pred, Import):
+            self._check_import(pred, seq)
 
-    def _check_import(self, entry: Entry, seq: int) -> None:
+    def _check_import(self, pred: Import, seq: int) -> None:
         """The foreign envelope must verify under a key the import recorded (and signed)."""
         keys: dict[str, Any] = {}
-        for doc in entry.predicate.get("foreign_keys") or []:
+        for doc in pred.foreign_keys:
             try:
-                public = load_public_pem(doc["public_key"])
-            except (KeyError, TypeError, ValueError):
+                public = load_public_pem(doc.public_key)
+            except (TypeError, ValueError):
                 continue
-            if isinstance(doc, dict) and _keyid_of_key(public) == doc.get("keyid"):
-                keys[doc["keyid"]] = public
+            if keyid_of(public) == doc.keyid:
+                keys[doc.keyid] = public
         if not keys:
             self.report.add(
                 seq, "unverified-import", "no foreign key is recorded for the imported envelope"
             )
             return
         try:
-            verify_foreign(entry.predicate.get("envelope"), keys)
+            verify_foreign(pred.raw.get("envelope"), keys)
         except ValueError as e:
             self.report.add(seq, "bad-import-signature", f"imported envelope: {e}")
 
@@ -334,18 +335,20 @@ class Verifier:
     def _genesis_trust(self, entry: Entry) -> TrustState:
         """The trust a genesis entry is checked against: its own root key (self-signed)."""
         trust = TrustState()
-        try:
-            trust.add(entry.predicate["root_key"], -1)
-        except (KeyError, TypeError, ValueError):
-            pass
+        pred = entry.predicate
+        if isinstance(pred, Genesis) and pred.root_key is not None:
+            try:
+                trust.add(pred.root_key.to_dict(), -1)
+            except (KeyError, TypeError, ValueError):
+                pass
         return trust
 
     def _genesis(self, entry: Entry, signed_ok: bool, state: _State) -> None:
         report = self.report
         report.genesis = entry.digest
-        origin = entry.predicate.get("origin")
-        report.origin = origin if isinstance(origin, str) else None
-        if entry.kind != "genesis":
+        pred = entry.predicate
+        report.origin = pred.origin if isinstance(pred, Genesis) else None
+        if entry.kind != "genesis" or not isinstance(pred, Genesis):
             report.add(0, "no-genesis", f"seq 0 is a {entry.kind!r} entry, not genesis")
             return
         pinned_ok = True
@@ -354,21 +357,24 @@ class Verifier:
                 0, "genesis-mismatch", f"genesis is {entry.digest}, pinned {self.pinned_genesis}"
             )
             pinned_ok = False
-        root = entry.predicate.get("root_key", {})
-        if self.pinned and root.get("keyid") not in self.pinned:
+        root = pred.root_key.keyid if pred.root_key is not None else None
+        if self.pinned and root not in self.pinned:
             report.add(0, "untrusted-key", "genesis root key is not one of the pinned keys")
             pinned_ok = False
         if signed_ok and pinned_ok:  # a genesis that is not the pinned one vouches for nothing
             state.trust = self._genesis_trust(entry)
-            state.trust.keys[root["keyid"]].added_seq = 0
+            if root in state.trust.keys:
+                state.trust.keys[root].added_seq = 0
 
     def _apply_trust(self, entry: Entry, seq: int, state: _State) -> None:
         pred = entry.predicate
         try:
-            if entry.kind == "key-add":
-                state.trust.add(pred["key"], seq)
+            if isinstance(pred, KeyAdd) and pred.key is not None:
+                state.trust.add(pred.key.to_dict(), seq)
+            elif isinstance(pred, KeyRevoke):
+                state.trust.revoke(pred.keyid, seq, pred.reason)
             else:
-                state.trust.revoke(pred["keyid"], seq, str(pred.get("reason", "")))
+                raise ValueError(f"a {entry.kind} entry without its key")
         except (KeyError, TypeError, ValueError) as e:
             self.report.add(seq, "bad-trust-entry", str(e))
 
@@ -481,6 +487,9 @@ def verify_ledger(
     return report
 
 
+#: predicate types whose content verify checks beyond their schema
+_TYPED_CHECKS = frozenset({schemas.predicate_type("legacy"), schemas.predicate_type("import")})
+
 _GENESIS_PIN = re.compile(r"(sha256:)?[0-9a-f]{16,64}")
 
 
@@ -494,10 +503,6 @@ def check_genesis_pin(genesis: str | None) -> None:
 
 def _keyid_of_pem(pem: bytes) -> str:
     return keyid_of(load_public_pem(pem))
-
-
-def _keyid_of_key(public: Any) -> str:
-    return keyid_of(public)
 
 
 def _parse_kept(since_note: str | None, report: Report) -> tuple[notes.Checkpoint, str] | None:
@@ -649,7 +654,8 @@ def _verify_since_fast(
     if pinned and not any(k in trust.keys and trust.keys[k].added_seq == 0 for k in pinned):
         return None
     raw_genesis = store.read_path(rev, entry_path(0))
-    origin = parse_entry(raw_genesis).predicate.get("origin") if raw_genesis else None
+    genesis_pred = parse_entry(raw_genesis).predicate if raw_genesis else None
+    origin = genesis_pred.origin if isinstance(genesis_pred, Genesis) else None
     if cp.origin != origin:
         return None  # the full path reports the foreign origin
     report = Report(since={"size": cp.size, "root": cp.root.hex(), "mode": "incremental"})

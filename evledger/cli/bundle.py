@@ -71,7 +71,7 @@ def import_cmd(
         f"(checkpoint {result.bundle.checkpoint.size}, trust: {result.bundle.anchor})"
     )
     for e in result.appended:
-        src = e.predicate["source"]
+        src = e.document["predicate"]["source"]
         click.echo(f"appended seq {e.seq} import {e.digest} <- {src['origin']}#{src['seq']}")
     for seq, reason in result.skipped:
         click.echo(f"skipped foreign seq {seq}: {reason}")

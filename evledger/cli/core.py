@@ -46,7 +46,7 @@ def init_cmd(ctx: click.Context, path: Path | None, key_name: str | None, as_jso
             {
                 "ledger": str(ledger.root),
                 "genesis": genesis.digest,
-                "origin": genesis.predicate["origin"],
+                "origin": genesis.document["predicate"]["origin"],
             }
         )
         return
@@ -172,7 +172,7 @@ def show_cmd(
     """Show one verified entry (REF: seq, digest prefix, `latest` or `RUNNER@latest`)."""
     _, view = open_view(ctx, trusted, genesis, quiet=as_json)
     entry = view.resolve(ref)
-    doc = {**_summary(entry), "envelope": entry.envelope, "statement": entry.statement}
+    doc = {**_summary(entry), "envelope": entry.envelope, "statement": entry.document}
     if as_json:
         emit_json(doc)
         return
@@ -181,7 +181,7 @@ def show_cmd(
     console = stdout()
     console.print(f"[bold]seq {entry.seq}[/] {entry.kind} {entry.digest}")
     console.print(f"predicateType {entry.predicate_type}  time {entry.time}")
-    console.print(Syntax(json.dumps(entry.statement, indent=2, sort_keys=True), "json"))
+    console.print(Syntax(json.dumps(entry.document, indent=2, sort_keys=True), "json"))
 
 
 @click.command("checkpoint")

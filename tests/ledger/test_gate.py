@@ -267,7 +267,7 @@ def test_gate_changes_between_revisions(ledger: Ledger) -> None:
 def test_load_policy_file_errors(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no such policy file"):
         resolve_policy(str(tmp_path / "nope.toml"))
-    with pytest.raises(Exception, match="no policy named 'v99'"):
+    with pytest.raises(Exception, match="no verified policy entry named 'v99' and no packaged"):
         resolve_policy("v99")
 
 

@@ -52,8 +52,8 @@ def test_securesystemslib_envelope_appends_as_import(ledger: Ledger, tmp_path: P
     pem = signer.public_key.keyval["public"]
     [entry] = ledger.append_files([path], key_name="alice", signer_keys=[_pem(pem)])
     assert entry.kind == "import"
-    assert entry.predicate["foreign_keys"][0]["keyid"] == keyid_of(_load(pem))
-    kept = entry.predicate["envelope"]
+    assert entry.predicate.signer == keyid_of(_load(pem))
+    kept = entry.document["predicate"]["envelope"]
     assert kept == envelope.to_dict()  # the foreign envelope is kept verbatim
     assert Envelope.from_dict(kept).verify([signer.public_key], threshold=1)
     assert ledger.verify().ok

@@ -86,7 +86,7 @@ def test_two_entries_swapped(filled: Ledger) -> None:
 def test_entry_resigned_by_untrusted_key(filled: Ledger, home: Path) -> None:
     mallory = generate_key("mallory")
     original = parse_entry(raw_entry(filled, 2))
-    statement = dict(original.statement)
+    statement = dict(original.document)
     forged = build_entry(
         statement, kind=original.kind, seq=2, prev=original.prev, keys=[mallory], time=original.time
     )
@@ -137,7 +137,7 @@ def test_key_used_after_revocation(filled: Ledger, home: Path) -> None:
         filled.append_files(samples[:1], key_name="bob")
     tip_seq, tip_digest = filled.tip() or (0, "")
     forged = build_entry(
-        by_bob.statement, kind="evidence", seq=tip_seq + 1, prev=tip_digest, keys=[bob]
+        by_bob.document, kind="evidence", seq=tip_seq + 1, prev=tip_digest, keys=[bob]
     )
     commit_as_attacker(filled, {entry_path(forged.seq): forged.raw})
     found = codes(filled)
