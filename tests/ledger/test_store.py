@@ -313,3 +313,16 @@ def test_disk_full_during_append_leaves_nothing(
 def test_commit_needs_the_append_lock(filled: Ledger) -> None:
     with pytest.raises(LedgerError, match="without the append lock"):
         filled.store.commit_files({"keys/x.pub": b"x"}, "x", filled.store.resolve())
+
+
+def test_append_after_gc_and_packed_refs(filled: Ledger) -> None:
+    """Objects in a pack and the branch only in packed-refs: the in-process reads and the
+    ref update still work, and git agrees with the result."""
+    git(filled.root, "gc", "-q")
+    git(filled.root, "pack-refs", "--all")
+    assert not (filled.store.common_dir / "refs" / "heads" / "main").exists()
+    [entry] = filled.append_files(LEGACY_SAMPLES[:1], key_name="alice")
+    assert entry.seq == 5 and filled.tip() == (5, entry.digest)
+    assert filled.verify().ok
+    assert git(filled.root, "rev-parse", "HEAD").strip() == filled.store.resolve()
+    assert git(filled.root, "fsck", "--strict", "--no-dangling").strip() == ""
