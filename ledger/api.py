@@ -30,6 +30,7 @@ from ledger.keys import (
 )
 from ledger.statement import Genesis
 from ledger.store import Store, entry_path
+from ledger.trust import TRUST_EXTENSION
 from ledger.verify import (
     CHECKPOINT_DIR,
     STATE_EXTENSION,
@@ -107,6 +108,11 @@ def init_ledger(path: Path, key_name: str | None = None) -> tuple[Ledger, Entry]
 
 def _key_doc(name: str, key: SigningKey) -> dict[str, str]:
     return {"keyid": key.keyid, "name": name, "public_key": public_pem(key.public_key)}
+
+
+def signing_key(name: str | None) -> SigningKey:
+    """The local signing key `name` (default $EVLEDGER_KEY, else the only key)."""
+    return _signing_key(name)
 
 
 def _signing_key(name: str | None, *, create: bool = False) -> SigningKey:
@@ -332,12 +338,17 @@ class Ledger:
         key_name: str | None = None,
         kind: str | None = None,
         extra_files: dict[str, bytes | None] | None = None,
+        also_sign: Sequence[str] = (),
     ) -> list[Entry]:
-        """Sign and append already-validated inputs in one commit, under the append lock."""
+        """Sign and append already-validated inputs in one commit, under the append lock.
+
+        `also_sign` names more keys that sign every entry (a root threshold above one).
+        """
         if not prepared:
             raise UsageError("nothing to append")
         key = _signing_key(key_name)
         self._check_signer(key)
+        signers = [key, *(_signing_key(n) for n in also_sign if n != key.name)]
         with self.store.lock():
             parent = self.store.resolve()
             tip = self.tip(parent) if parent is not None else None  # the locked commit
@@ -349,7 +360,7 @@ class Ledger:
             entries, files = [], dict(extra_files or {})
             for item in prepared:
                 entry = build_entry(
-                    item.statement, kind=kind or item.kind, seq=seq, prev=prev, keys=[key]
+                    item.statement, kind=kind or item.kind, seq=seq, prev=prev, keys=signers
                 )
                 if problems := entry_problems(entry):  # what verify would refuse is never signed
                     first = problems[0]
@@ -385,13 +396,32 @@ class Ledger:
             return {}
         return {b.path: b.data_stream.read() for b in folder.blobs if b.name.endswith(".pub")}
 
-    def add_key(self, pem: bytes, name: str, *, key_name: str | None = None) -> Entry:
-        """Append a key-add entry (signed by a trusted key)."""
+    def add_key(
+        self,
+        pem: bytes,
+        name: str,
+        *,
+        key_name: str | None = None,
+        roles: Sequence[str] = ("evidence",),
+        also_sign: Sequence[str] = (),
+        root_threshold: int | None = None,
+    ) -> Entry:
+        """Append a key-add entry giving the key `roles`, signed by enough root keys."""
         from ledger.keys import check_name, load_public_pem
+        from ledger.trust import check_roles
 
         check_name(name)
         public = load_public_pem(pem)
-        doc = {"keyid": keyid_of(public), "name": name, "public_key": public_pem(public)}
+        try:
+            chosen = check_roles(roles)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+        doc = {
+            "keyid": keyid_of(public),
+            "name": name,
+            "public_key": public_pem(public),
+            "roles": list(chosen),
+        }
         known = self.verify().trusted_keys  # every key the trust history named, revoked too
         for record in known:
             if record["name"] == name:
@@ -403,19 +433,52 @@ class Ledger:
                 raise UsageError(f"that key is already trusted as {record['name']!r}")
         if self.store.read_path("HEAD", f"keys/{name}.pub") is not None:
             raise UsageError(f"keys/{name}.pub already exists; choose another --name")
+        predicate: dict[str, Any] = {"key": doc}
+        if root_threshold is not None:
+            predicate["root_threshold"] = root_threshold
         statement = {
             "_type": STATEMENT_TYPE,
             "subject": [{"name": f"key:{name}", "digest": {"sha256": doc["keyid"]}}],
             "predicateType": schemas.predicate_type("key-add"),
-            "predicate": {"key": doc},
+            "predicate": predicate,
         }
+        self._check_trust_change("key-add", predicate, key_name, also_sign)
         files = {f"keys/{name}.pub": doc["public_key"].encode()}
         [entry] = self.append_prepared(
-            [Prepared(statement, "key-add", name)], key_name=key_name, extra_files=files
+            [Prepared(statement, "key-add", name)],
+            key_name=key_name,
+            extra_files=files,
+            also_sign=also_sign,
         )
         return entry
 
-    def revoke_key(self, keyid: str, reason: str, *, key_name: str | None = None) -> Entry:
+    def _check_trust_change(
+        self, kind: str, predicate: dict[str, Any], key_name: str | None, also_sign: Sequence[str]
+    ) -> None:
+        """Refuse a trust change before it is made unless it would verify (roles, threshold)."""
+        from ledger.envelope import PAYLOAD_TYPE, sign_envelope
+        from ledger.trust import TrustError, apply_trust_entry
+
+        report = self.verify()
+        tip = self.tip()
+        if report.trust is None or tip is None:
+            raise LedgerError("the ledger has no verifiable genesis", path=self.root)
+        keys = [_signing_key(key_name)]
+        keys += [_signing_key(n) for n in also_sign if n != keys[0].name]
+        probe = sign_envelope(b"{}", keys, PAYLOAD_TYPE)
+        try:
+            apply_trust_entry(report.trust.copy(), kind, predicate, probe, tip[0] + 1)
+        except TrustError as e:
+            raise SigningKeyError(f"refused ({e.code}): {e}") from e
+
+    def revoke_key(
+        self,
+        keyid: str,
+        reason: str,
+        *,
+        key_name: str | None = None,
+        also_sign: Sequence[str] = (),
+    ) -> Entry:
         """Append a key-revoke entry; later signatures by that key are rejected."""
         if not reason.strip():
             raise UsageError("a revocation needs a --reason")
@@ -434,10 +497,12 @@ class Ledger:
             "predicateType": schemas.predicate_type("key-revoke"),
             "predicate": {"keyid": target["keyid"], "reason": reason},
         }
+        self._check_trust_change("key-revoke", statement["predicate"], key_name, also_sign)
         [entry] = self.append_prepared(
             [Prepared(statement, "key-revoke", keyid)],
             key_name=key_name,
             extra_files={f"keys/{target['name']}.pub": None},  # same commit: no window
+            also_sign=also_sign,
         )
         return entry
 
@@ -484,12 +549,20 @@ class Ledger:
                     "only a trusted key may sign its checkpoints"
                 )
             raw_genesis = self.store.read_path(parent, entry_path(0)) if parent else None
-            if raw_genesis is None or parent is None:
+            if raw_genesis is None or parent is None or report.trust is None:
                 raise LedgerError("the ledger has no genesis entry", path=self.root)
+            if not report.trust.has_role(key.keyid, "checkpoint", report.entries):
+                raise SigningKeyError(
+                    f"refused (wrong-role): key {key.name!r} does not hold the checkpoint role "
+                    f"at size {report.entries}"
+                )
             state = checkpoint_state(report, parent)
             genesis = parse_entry(raw_genesis).predicate
             origin = genesis.origin if isinstance(genesis, Genesis) else "evledger"
-            ext = (f"{STATE_EXTENSION} {digest_of(state)}",)
+            ext = (
+                f"{STATE_EXTENSION} {digest_of(state)}",
+                f"{TRUST_EXTENSION} {report.trust.history_digest(report.entries)}",
+            )
             cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
             # the note names the signer as the ledger knows it (verify looks it up by that name)
             text = notes.sign_note(cp, record["name"], key.private_key)
@@ -497,6 +570,39 @@ class Ledger:
             files = {f"{base}.note": text.encode(), f"{base}.state.json": canonical_bytes(state)}
             self.store.commit_files(files, f"evledger: checkpoint {cp.size}", parent)
         return text, cp
+
+    def attach_cosignatures(self, paths: Sequence[Path]) -> tuple[str, int]:
+        """Add witness cosignature lines from files to the newest stored checkpoint note.
+
+        Each file is a cosigned copy of that note or bare signature lines; a file for another
+        checkpoint text is refused. Returns the new note and how many lines were added.
+        """
+        from ledger.verify import stored_checkpoints
+
+        with self.store.lock():
+            parent = self.store.resolve()
+            stored = stored_checkpoints(self.store, parent or "HEAD") if parent else []
+            if not stored:
+                raise UsageError("the ledger has no checkpoint; run `evledger checkpoint` first")
+            size, note = stored[-1]
+            merged = note
+            for path in paths:
+                other = read_regular_file(path, what="cosigned note", max_bytes=1 << 20)
+                try:
+                    merged = notes.merge_signatures(merged, other.decode("utf-8"))
+                except (notes.CheckpointError, UnicodeDecodeError) as e:
+                    raise InputError(
+                        f"not a cosignature of checkpoint {size}: {e}", path=path
+                    ) from e
+            added = len(notes.split_note(merged)[1]) - len(notes.split_note(note)[1])
+            if added:
+                files: dict[str, bytes | None] = {
+                    f"{CHECKPOINT_DIR}/{size:09d}.note": merged.encode()
+                }
+                self.store.commit_files(
+                    files, f"evledger: cosignatures on checkpoint {size}", parent
+                )
+        return merged, added
 
 
 def keyid_of_pem(data: bytes) -> str:

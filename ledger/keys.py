@@ -143,7 +143,13 @@ def load_key(
     check_name(name)
     key_path = (directory or keys_dir()) / f"{name}.key"
     if not key_path.is_file():
-        raise SigningKeyError(f"no private key named {name!r} (looked in {key_path.parent})")
+        local = [n for n, _ in list_keys(directory)]
+        hint = (
+            f"; choose one with --key NAME or EVLEDGER_KEY (you have: {', '.join(local)})"
+            if local
+            else "; create one with `evledger keys generate NAME`"
+        )
+        raise SigningKeyError(f"no private key named {name!r} (looked in {key_path.parent}){hint}")
     try:
         info = key_path.stat()
         if info.st_mode & 0o077:

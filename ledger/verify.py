@@ -23,9 +23,18 @@ from ledger.chain import Entry, entry_from_doc, parse_entry
 from ledger.envelope import b64decode_canonical, pae, verify_foreign
 from ledger.errors import UsageError
 from ledger.keys import keyid_of, load_public_pem, verify_signature
-from ledger.statement import Genesis, Import, KeyAdd, KeyRevoke, Legacy
+from ledger.statement import Genesis, Import, Legacy
 from ledger.store import ENTRY_DIR, Store, UnreadableObject, entry_path, seq_from_path
-from ledger.trust import TrustState
+from ledger.trust import (
+    TRUST_EXTENSION,
+    TrustError,
+    TrustState,
+    apply_trust_entry,
+    check_trust_binding,
+    checkpoint_signers,
+    genesis_trust,
+    valid_signers,
+)
 
 ProgressFn = Callable[[int, int], None]
 CHECKPOINT_DIR = "checkpoints"
@@ -56,6 +65,12 @@ CODES = {
     "extra-signature": "a signature beside the valid one is not a valid signature of a trusted key",
     "unverified-import": "an import entry names no foreign key its envelope was verified with",
     "bad-import-signature": "the imported envelope does not verify under the key recorded for it",
+    "wrong-role": "signed by a key that does not hold the role this entry or checkpoint needs",
+    "threshold-not-met": "a trust change has fewer distinct root signatures than the threshold",
+    "trust-mismatch": "a checkpoint binds another key-entry history than the ledger holds",
+    "quorum-not-met": "the checkpoint has fewer valid witness cosignatures than the quorum",
+    "split-view": "two checkpoints of one origin that are not consistent with each other",
+    "not-witnessed": "the entry is past the newest checkpoint with the witness quorum",
 }
 
 #: codes that condemn the entry they name: such an entry is excluded from every verdict.
@@ -66,6 +81,10 @@ ENTRY_CODES = frozenset(CODES) - {
     "checkpoint-mismatch",
     "bad-checkpoint",
     "not-reproduced",
+    "trust-mismatch",
+    "quorum-not-met",
+    "split-view",
+    "not-witnessed",
 }
 
 
@@ -97,6 +116,7 @@ class Report:
     digests: list[str] = field(default_factory=list, repr=False)
     frontier: list[str] = field(default_factory=list, repr=False)
     signers: dict[int, str] = field(default_factory=dict, repr=False)
+    trust: TrustState | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -194,6 +214,8 @@ class Verifier:
             self._genesis(entry, signed_ok, state)
         elif entry.kind in ("key-add", "key-revoke") and signed_ok:
             self._apply_trust(entry, path_seq, state)
+        elif signed_ok and not self._has_evidence_signer(entry, path_seq, state):
+            report.add(path_seq, "wrong-role", "not signed by a key with the evidence role")
         report.verified_entries += 1
         if any(p.code in ENTRY_CODES for p in report.problems[before:]):
             return None
@@ -332,16 +354,18 @@ class Verifier:
             report.add(seq, "untrusted-key", f"signed by untrusted key {short}")
         return False
 
+    def _has_evidence_signer(self, entry: Entry, seq: int, state: _State) -> bool:
+        """True if a key with the evidence role at `seq` signed (rechecks only when needed)."""
+        if state.trust.has_role(self.report.signers.get(seq, ""), "evidence", seq):
+            return True
+        return bool(valid_signers(entry.envelope, state.trust, seq, "evidence"))
+
     def _genesis_trust(self, entry: Entry) -> TrustState:
         """The trust a genesis entry is checked against: its own root key (self-signed)."""
-        trust = TrustState()
-        pred = entry.predicate
-        if isinstance(pred, Genesis) and pred.root_key is not None:
-            try:
-                trust.add(pred.root_key.to_dict(), -1)
-            except (KeyError, TypeError, ValueError):
-                pass
-        return trust
+        try:
+            return genesis_trust(entry.predicate.to_dict(), entry.digest)
+        except (KeyError, TypeError, ValueError):
+            return TrustState()
 
     def _genesis(self, entry: Entry, signed_ok: bool, state: _State) -> None:
         report = self.report
@@ -363,20 +387,16 @@ class Verifier:
             pinned_ok = False
         if signed_ok and pinned_ok:  # a genesis that is not the pinned one vouches for nothing
             state.trust = self._genesis_trust(entry)
-            if root in state.trust.keys:
-                state.trust.keys[root].added_seq = 0
 
     def _apply_trust(self, entry: Entry, seq: int, state: _State) -> None:
-        pred = entry.predicate
         try:
-            if isinstance(pred, KeyAdd) and pred.key is not None:
-                state.trust.add(pred.key.to_dict(), seq)
-            elif isinstance(pred, KeyRevoke):
-                state.trust.revoke(pred.keyid, seq, pred.reason)
-            else:
-                raise ValueError(f"a {entry.kind} entry without its key")
-        except (KeyError, TypeError, ValueError) as e:
-            self.report.add(seq, "bad-trust-entry", str(e))
+            apply_trust_entry(
+                state.trust, entry.kind, entry.predicate.to_dict(), entry.envelope, seq
+            )
+        except TrustError as e:
+            self.report.add(seq, e.code, str(e))
+            return
+        state.trust.history.append((seq, entry.digest))
 
 
 def entry_problems(entry: Entry) -> list[Problem]:
@@ -477,7 +497,7 @@ def verify_ledger(
         if keep is not None and entry is not None:
             keep.append(entry)
         if seq + 1 in watch:
-            trust_at[seq + 1] = TrustState.from_json(state.trust.to_json())
+            trust_at[seq + 1] = state.trust.copy()
         if progress and (i % 256 == 0 or i + 1 == total):
             progress(i + 1, total)
     _finish(report, state)
@@ -527,9 +547,15 @@ def _check_checkpoints(
         last = size - 1
         trust = trust_at.get(size, state.trust)
         try:
-            cp = notes.verify_note(text, note_keys(trust))
+            cp, _ = notes.parse_note(text)
+            checkpoint_signers(text, trust, cp.size)
+            if any(x.startswith(TRUST_EXTENSION + " ") for x in cp.extensions):
+                check_trust_binding(cp, trust)
         except notes.CheckpointError as e:
             report.add(last, "bad-checkpoint", f"checkpoint {size}: {e}")
+            continue
+        except TrustError as e:  # a note problem must not condemn the entry at size - 1
+            report.add(None if e.code in ENTRY_CODES else last, e.code, f"checkpoint {size}: {e}")
             continue
         if cp.size != size:
             report.add(last, "bad-checkpoint", f"checkpoint file {size} holds size {cp.size}")
@@ -561,9 +587,9 @@ def _check_since(
     cp, text = kept
     report.since = {"size": cp.size, "root": cp.root.hex()}
     try:
-        notes.verify_note(text, note_keys(trust_at.get(cp.size, state.trust)))
-    except notes.CheckpointError as e:
-        report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
+        checkpoint_signers(text, trust_at.get(cp.size, state.trust), cp.size)
+    except TrustError as e:
+        report.add(None, e.code, f"kept checkpoint: {e}")
         return
     if report.origin is not None and cp.origin != report.origin:
         report.add(
@@ -610,6 +636,7 @@ def _finish(report: Report, state: _State) -> None:
     report.root = state.frontier.root().hex()
     report.frontier = [h.hex() for h in state.frontier.hashes()]
     report.trusted_keys = [r.to_json() for r in state.trust.keys.values()]
+    report.trust = state.trust
 
 
 def checkpoint_state(report: Report, commit: str) -> dict[str, Any]:
@@ -620,6 +647,8 @@ def checkpoint_state(report: Report, commit: str) -> dict[str, Any]:
         "frontier": report.frontier,
         "tip": report.digests[-1] if report.digests else None,
         "trust": report.trusted_keys,
+        "root_threshold": report.trust.root_threshold if report.trust else 1,
+        "trust_history": [[s, d] for s, d in report.trust.history] if report.trust else [],
         "genesis": report.genesis,
     }
 
@@ -643,7 +672,15 @@ def _verify_since_fast(
     if sha256_digest(raw_state) != ext[0].split(" ", 1)[1]:
         return None
     state_doc = orjson.loads(raw_state)
-    trust = TrustState.from_json(state_doc["trust"])
+    if "trust_history" not in state_doc:
+        return None  # a state from before roles: the full path decides
+    trust = TrustState.from_doc(
+        {
+            "keys": state_doc["trust"],
+            "root_threshold": state_doc.get("root_threshold", 1),
+            "history": state_doc["trust_history"],
+        }
+    )
     frontier = merkle.Frontier.from_hashes(
         cp.size, [bytes.fromhex(h) for h in state_doc["frontier"]]
     )
@@ -661,9 +698,9 @@ def _verify_since_fast(
     report = Report(since={"size": cp.size, "root": cp.root.hex(), "mode": "incremental"})
     report.genesis, report.origin = state_doc.get("genesis"), origin
     try:
-        notes.verify_note(text, note_keys(trust))
-    except notes.CheckpointError as e:
-        report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
+        checkpoint_signers(text, trust, cp.size)
+    except TrustError as e:
+        report.add(None, e.code, f"kept checkpoint: {e}")
         return report
     base = state_doc["commit"]
     if store.resolve(base) is None or not store.is_ancestor(base, rev):
@@ -697,7 +734,7 @@ def _verify_since_fast(
         expected = seq + 1
         verifier.check(raw, seq, vstate)
         if seq + 1 in watch:
-            trust_at[seq + 1] = TrustState.from_json(vstate.trust.to_json())
+            trust_at[seq + 1] = vstate.trust.copy()
         if progress and (i % 256 == 0 or i + 1 == len(new)):
             progress(i + 1, len(new))
     report.entries = cp.size + len(new)

@@ -21,10 +21,17 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class TrustAnchor:
-    """What the reader pins: root keys (PEM) and/or the genesis digest; nothing = unpinned."""
+    """What the reader pins: root keys (PEM) and/or the genesis digest; nothing = unpinned.
+
+    `witnesses` (Ed25519 public keys) and `quorum`: a checkpoint counts only with `quorum`
+    valid cosignatures by distinct named witnesses, and only entries below the newest such
+    checkpoint are vouched for (the others are excluded as `not-witnessed`).
+    """
 
     pinned_keys: tuple[bytes, ...] = ()
     genesis: str | None = None
+    witnesses: tuple[Any, ...] = ()
+    quorum: int = 0
 
     @property
     def pinned(self) -> bool:
@@ -173,8 +180,35 @@ def verified_view(
         Excluded(seq, tuple(sorted({p.code for p in found})), found[0].message)
         for seq, found in sorted(by_seq.items())
     ]
+    if anchor.quorum:
+        excluded += _apply_quorum(ledger, anchor, rev, report, kept, by_seq)
+        excluded.sort(key=lambda x: x.seq)
     entries = [e for e in kept if e.seq not in by_seq]
     return VerifiedView(report, entries, excluded, anchor, rev)
+
+
+def _apply_quorum(
+    ledger: Any,
+    anchor: TrustAnchor,
+    rev: str,
+    report: Report,
+    kept: list[Entry],
+    by_seq: dict[int, list[Problem]],
+) -> list[Excluded]:
+    """Exclude what no checkpoint with the witness quorum covers; name the quorum's anchor."""
+    from ledger.witness import apply_quorum
+
+    check = apply_quorum(ledger.store, rev, anchor.witnesses, anchor.quorum, report)
+    if check.problem is None:
+        return []
+    covered = check.size or 0
+    out = []
+    for entry in kept:
+        if entry.seq >= covered and entry.seq not in by_seq:
+            problem = Problem(entry.seq, "not-witnessed", check.problem)
+            by_seq[entry.seq] = [problem]
+            out.append(Excluded(entry.seq, ("not-witnessed",), check.problem))
+    return out
 
 
 __all__ = ["Excluded", "TrustAnchor", "VerifiedView", "verified_view"]

@@ -184,7 +184,7 @@ def show_cmd(
     console.print(Syntax(json.dumps(entry.document, indent=2, sort_keys=True), "json"))
 
 
-@click.command("checkpoint")
+@click.group("checkpoint", invoke_without_command=True)
 @click.option(
     "-o",
     "--output",
@@ -200,6 +200,8 @@ def checkpoint_cmd(
     ctx: click.Context, output: Path | None, key_name: str | None, as_json: bool
 ) -> None:
     """Sign a tree head (C2SP checkpoint) over all entries and store it in the ledger."""
+    if ctx.invoked_subcommand is not None:
+        return
     if output is not None:
         check_output_path(output, "checkpoint")
     text, cp = ledger_from(ctx).checkpoint(key_name=key_name)
@@ -209,6 +211,21 @@ def checkpoint_cmd(
         emit_json({"size": cp.size, "root": cp.root.hex(), "origin": cp.origin, "note": text})
         return
     click.echo(text, nl=False)
+
+
+@checkpoint_cmd.command("cosign")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the cosigned note as JSON.")
+@click.pass_context
+def checkpoint_cosign_cmd(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> None:
+    """Attach witness cosignatures (cosigned notes or bare signature lines) to the newest
+    stored checkpoint note."""
+    note, added = ledger_from(ctx).attach_cosignatures(list(files))
+    if as_json:
+        emit_json({"added": added, "note": note})
+        return
+    click.echo(f"attached {added} signature line(s)", err=True)
+    click.echo(note, nl=False)
 
 
 COMMANDS = [init_cmd, append_cmd, log_cmd, show_cmd, checkpoint_cmd]

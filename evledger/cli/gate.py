@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from evledger.cli.output import (
 from ledger.api import Prepared
 from ledger.errors import NoGo, UsageError
 from ledger.evidence import fmt_metric
+from ledger.files import PUBLIC_FILE_MODE, check_output_path, write_atomic
 from ledger.gate import (
     ClaimResult,
     GateResult,
@@ -26,6 +28,7 @@ from ledger.gate import (
     policy_statement,
     resolve_policy,
 )
+from ledger.view import VerifiedView
 
 STATE_MARK = {"pass": "PASS", "fail": "FAIL", "missing": "MISSING"}
 
@@ -111,6 +114,13 @@ def render_markdown(result: GateResult, trust_line: str = "") -> str:
 @anchor_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--md", "as_md", is_flag=True, help="A Markdown table on stdout.")
+@click.option(
+    "--attest",
+    "attest_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the outcome as a signed in-toto Test Result attestation (DSSE JSON).",
+)
+@signing_key_option
 @click.pass_context
 def gate_cmd(
     ctx: click.Context,
@@ -120,6 +130,8 @@ def gate_cmd(
     genesis: str | None,
     as_json: bool,
     as_md: bool,
+    attest_path: Path | None,
+    key_name: str | None,
 ) -> None:
     """GO/NO-GO per claim and overall, from verified entries only (exit 0 GO; 1 NO-GO or
     anything excluded; 2 bad input)."""
@@ -131,6 +143,8 @@ def gate_cmd(
     ledger, view = open_view(ctx, trusted, genesis, rev=rev, quiet=as_json)
     policy = resolve_policy(policy_spec, view, ledger=ledger)
     result = evaluate_view(view, policy)
+    if attest_path is not None:
+        _write_attestation(attest_path, result, view, key_name)
     if as_json:
         emit_json(result.to_json())
     else:
@@ -143,6 +157,22 @@ def gate_cmd(
     if not result.go:
         raise click.exceptions.Exit(NoGo.exit_code)
     exit_unless_verified(view)
+
+
+def _write_attestation(
+    path: Path, result: GateResult, view: VerifiedView, key_name: str | None
+) -> None:
+    """The signed Test Result attestation of the gate, written atomically (mode 0644)."""
+    from ledger.api import signing_key
+    from ledger.attestation import sign_gate
+
+    check_output_path(path, "attestation")
+    envelope = sign_gate(result, view, signing_key(key_name))
+    text = json.dumps(envelope, sort_keys=True, indent=2) + "\n"
+    write_atomic(path, text.encode(), mode=PUBLIC_FILE_MODE)
+    click.echo(
+        f"wrote {path} (in-toto test-result, {envelope['signatures'][0]['keyid'][:16]}…)", err=True
+    )
 
 
 def policy_doc(policy: Policy) -> dict[str, object]:

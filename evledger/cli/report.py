@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from evledger.cli.output import anchor_options, emit_json, exit_unless_verified, open_view
+from ledger.attestation import model_index
 from ledger.errors import UsageError
 from ledger.files import PUBLIC_FILE_MODE, check_output_path, write_atomic
 from ledger.gate import resolve_policy
@@ -30,6 +31,12 @@ def plot_path(output: Path) -> Path:
     help="Write here instead of stdout (Markdown also gets <stem>.pareto.svg beside it).",
 )
 @click.option("--policy", "policy_spec", metavar="FILE|NAME", help="Policy (default v37).")
+@click.option(
+    "--model-index",
+    "model_name",
+    metavar="MODEL",
+    help="Write a Hugging Face model card `model-index` YAML block for MODEL instead.",
+)
 @anchor_options
 @click.pass_context
 def report_cmd(
@@ -38,18 +45,27 @@ def report_cmd(
     as_json: bool,
     output: Path | None,
     policy_spec: str | None,
+    model_name: str | None,
     trusted: tuple[Path, ...],
     genesis: str | None,
 ) -> None:
     """Per claim: best verified evidence, figures, gate state, reproduced or not, entry digest
     (exit 1 if anything did not verify)."""
-    if as_json and as_md:
-        raise UsageError("--json and --md are mutually exclusive")
+    if sum((as_json, as_md, model_name is not None)) > 1:
+        raise UsageError("choose one of --json, --md and --model-index")
     if output is not None:
         check_output_path(output)
     ledger, view = open_view(ctx, trusted, genesis, quiet=as_json)
     report = report_for_view(view, resolve_policy(policy_spec, view, ledger=ledger))
-    _write(report, as_json, output)
+    if model_name is not None:
+        text = model_index(report, model_name)
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
+            click.echo(f"wrote {output}", err=True)
+    else:
+        _write(report, as_json, output)
     exit_unless_verified(view)
 
 

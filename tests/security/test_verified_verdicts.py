@@ -227,7 +227,7 @@ def test_checkpoint_by_a_key_trusted_under_another_name(led: Ledger, tmp_path: P
     bob = generate_key("bob")
     pub = tmp_path / "bob-laptop.pub"
     pub.write_text(public_pem(bob.public_key))
-    assert cli(led, "keys", "trust", pub, "--key", "alice")[0] == 0
+    assert cli(led, "keys", "trust", pub, "--key", "alice", "--role", "checkpoint")[0] == 0
     code, _, err = cli(led, "checkpoint", "--key", "bob")
     assert code == 0, err
     code, out, _ = cli(led, "verify")
@@ -404,3 +404,13 @@ def test_an_unforged_ledger_keeps_every_entry_in_the_view(led: Ledger, tmp_path:
     assert view.ok and [e.seq for e in view.entries] == [0, 1, 2]
     assert all(e.signer == load_key("alice").keyid for e in view.entries)
     assert keyid_of(load_key("alice").public_key) == view.entries[0].signer
+
+
+def test_a_missing_key_error_names_the_flag_that_fixes_it(led: Ledger, tmp_path: Path) -> None:
+    generate_key("bob")  # two local keys: no default any more
+    path = write_json(tmp_path / "c.json", statement({"ratio_fp16_effective": 4.5}))
+    before = state(led)
+    code, out, err = cli(led, "append", path)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "--key NAME or EVLEDGER_KEY (you have: alice, bob)" in err
+    assert state(led) == before
