@@ -25,7 +25,13 @@ from evledger.cli.output import (
 from ledger.api import init_ledger
 from ledger.chain import Entry
 from ledger.evidence import predicate_type_of, runner_of
-from ledger.files import MAX_KEY_BYTES, check_output_path, read_regular_file, write_atomic
+from ledger.files import (
+    MAX_KEY_BYTES,
+    PUBLIC_FILE_MODE,
+    check_output_path,
+    read_regular_file,
+    write_atomic,
+)
 from ledger.textsafe import visible_lines
 from ledger.view import Excluded, VerifiedView
 
@@ -223,7 +229,7 @@ def checkpoint_cmd(
         text, cp = ledger.checkpoint(key_name=key_name)
     created = ledger.store.resolve() != before
     if output is not None:
-        write_atomic(output, text.encode())
+        write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
     if as_json:
         emit_json(
             {

@@ -21,7 +21,7 @@ from evledger.cli.output import (
 from ledger.api import Prepared
 from ledger.errors import NoGo, UsageError
 from ledger.evidence import fmt_metric
-from ledger.files import check_output_path, write_atomic
+from ledger.files import PUBLIC_FILE_MODE, check_output_path, write_atomic
 from ledger.gate import (
     ClaimResult,
     GateResult,
@@ -167,7 +167,7 @@ def _write_attestation(
     check_output_path(path, "attestation")
     envelope = sign_gate(result, view, signing_key(key_name))
     text = json.dumps(envelope, sort_keys=True, indent=2) + "\n"
-    write_atomic(path, text.encode())
+    write_atomic(path, text.encode(), mode=PUBLIC_FILE_MODE)
     click.echo(
         f"wrote {path} (in-toto test-result, {envelope['signatures'][0]['keyid'][:16]}…)", err=True
     )

@@ -11,7 +11,7 @@ import click
 from evledger.cli.output import anchor_options, emit_json, exit_unless_verified, note, open_view
 from ledger.attestation import model_index
 from ledger.errors import UsageError
-from ledger.files import check_output_path, write_atomic
+from ledger.files import PUBLIC_FILE_MODE, check_output_path, write_atomic
 from ledger.gate import resolve_policy
 from ledger.report import Report, report_for_view, to_markdown, write_pareto_svg
 from ledger.view import VerifiedView
@@ -63,7 +63,7 @@ def report_cmd(
         if output is None:
             click.echo(text, nl=False)
         else:
-            write_atomic(output, text.encode())
+            write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
             note(f"wrote {output}")
     else:
         _write(report, as_json, output, view)
@@ -76,7 +76,7 @@ def _write(report: Report, as_json: bool, output: Path | None, view: VerifiedVie
             emit_json(report.to_json())
             return
         text = json.dumps(report.to_json(), sort_keys=True, ensure_ascii=False, indent=2) + "\n"
-        write_atomic(output, text.encode())
+        write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
         note(f"wrote {output}")
         return
     if output is None:
@@ -90,7 +90,7 @@ def _write(report: Report, as_json: bool, output: Path | None, view: VerifiedVie
     verdicts = {c.seq: c.verdict for c in audit_view(view).claims}
     write_pareto_svg(report.points, tmp_svg, verdicts=verdicts)
     try:
-        write_atomic(output, to_markdown(report, plot=svg.name).encode())
+        write_atomic(output, to_markdown(report, plot=svg.name).encode(), mode=PUBLIC_FILE_MODE)
     except BaseException:
         tmp_svg.unlink(missing_ok=True)
         raise

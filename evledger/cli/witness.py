@@ -9,7 +9,13 @@ import click
 
 from evledger.cli.output import emit_json, progress_bar, say
 from ledger.errors import UsageError
-from ledger.files import MAX_KEY_BYTES, check_output_path, read_regular_file, write_atomic
+from ledger.files import (
+    MAX_KEY_BYTES,
+    PUBLIC_FILE_MODE,
+    check_output_path,
+    read_regular_file,
+    write_atomic,
+)
 from ledger.keys import keys_dir
 from ledger.textsafe import visible_lines
 from ledger.trust import TrustPolicy, load_trust_policy, load_witness_key
@@ -69,7 +75,7 @@ def cosign_cmd(
     with progress_bar("witness", enabled=not as_json) as update:
         result = cosign(witness, ledger, genesis_pin=genesis, progress=update)
     if output is not None:
-        write_atomic(output, result.note.encode())
+        write_atomic(output, result.note.encode(), mode=PUBLIC_FILE_MODE)
     if as_json:
         emit_json(result.to_json())
         return

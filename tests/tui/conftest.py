@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from attacker import commit_raw
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from legacy import LEGACY_SAMPLES
@@ -201,7 +202,7 @@ def tamper_payload(led: Ledger, seq: int) -> None:
     at = payload.index(b'"ratio_fp16_effective":') + len(b'"ratio_fp16_effective":')
     payload[at] = ord("9") if payload[at] != ord("9") else ord("8")
     doc["envelope"]["payload"] = base64.b64encode(bytes(payload)).decode()
-    led.store.commit_files({entry_path(seq): canonical_bytes(doc)}, "tamper", led.store.resolve())
+    commit_raw(led.root, {entry_path(seq): canonical_bytes(doc)})
 
 
 @pytest.fixture
