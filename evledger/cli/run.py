@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from evledger.cli.output import emit_json, signing_key_option, stdout
+from evledger.cli.output import cell, emit_json, print_out, quiet, say, signing_key_option, table
 from ledger.errors import InputError, UsageError
+from ledger.textsafe import visible
 
 SUMMARY_METRICS = (
     "ratio_fp16_effective",
@@ -56,7 +56,7 @@ def parse_param_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress bar on stderr when it is a terminal; else a no-op callback."""
-    if not enabled or not sys.stderr.isatty():
+    if not enabled or quiet() or not sys.stderr.isatty():
         yield lambda label, done, total: None
         return
     from rich.progress import (
@@ -73,11 +73,13 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    console = Console(stderr=True, emoji=False, markup=False)
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
 
         def update(label: str, done: int, total: int) -> None:
-            bar.update(task, description=label[:60], completed=done, total=total)
+            description = Text(visible(label)[:60])  # a matrix name from the model: hostile
+            bar.update(task, description=description, completed=done, total=total)
 
         yield update
 
@@ -125,33 +127,21 @@ def runners_cmd(as_json: bool) -> None:
     if as_json:
         emit_json({"runners": docs})
         return
-    console = stdout()
     for doc in docs:
         src = ""
         if "plugin" in doc:
             src = f"  [plug-in {doc['plugin']['package']} {doc['plugin']['version']}]"
         if not doc["available"]:
-            console.print(
-                f"[bold]{escape(doc['name'])}[/bold]{escape(src)}  "
-                f"(unavailable: {escape(doc['error'])})"
-            )
+            say(f"{doc['name']}{src}  (unavailable: {doc['error']})")
             continue
-        console.print(
-            f"[bold]{escape(doc['name'])}[/bold] {escape(doc['version'])}{escape(src)}: "
-            f"{escape(doc['description'])}"
-        )
-        table = Table(show_header=True, box=None, pad_edge=False)
-        for col in ("param", "type", "default", "help"):
-            table.add_column(col)
+        say(f"{doc['name']} {doc['version']}{src}: {doc['description']}")
+        grid = table("param", "type", "default", "help")
         for p in doc["params"]:
-            table.add_row(
-                *(
-                    escape(str(v))
-                    for v in (p["name"], p["type"], json.dumps(p["default"]), p["help"])
-                )
+            grid.add_row(
+                cell(p["name"]), cell(p["type"]), cell(json.dumps(p["default"])), cell(p["help"])
             )
-        console.print(table)
-        console.print()
+        print_out(grid)
+        click.echo()
 
 
 @click.command("run")
@@ -184,7 +174,12 @@ def runners_cmd(as_json: bool) -> None:
     show_default=True,
     help="Where runners do heavy math (forward passes, matmuls); recorded in the statement.",
 )
-@click.option("--dry-run", is_flag=True, help="Print the statement JSON; append nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Measure and validate, append nothing; print the headline metrics "
+    "(the whole statement with --json).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @signing_key_option
 @click.pass_context
@@ -228,9 +223,11 @@ def run_cmd(
     except ValueError as exc:
         raise InputError(f"runner {runner.name} produced an invalid statement: {exc}") from exc
     if dry_run:
-        click.echo(
-            json.dumps(statement, indent=None if as_json else 2, sort_keys=True, allow_nan=False)
-        )
+        if as_json:
+            click.echo(json.dumps(statement, sort_keys=True, allow_nan=False, ensure_ascii=False))
+            return
+        _print_summary(statement, None, None)
+        say("dry run: nothing appended (--json prints the whole statement)")
         return
     assert ledger is not None
     entries = ledger.append([statement], key_name=key_name)
@@ -256,23 +253,26 @@ def _print_summary(statement: dict[str, Any], seq: int | None, digest: str | Non
     """Summary table of the headline metrics on stdout."""
     pred = statement["predicate"]
     metrics = pred["metrics"]
-    console = stdout()
     title = f"{pred['runner']['name']} {pred['runner']['version']}"
     if seq is not None:
         title += f"  appended as seq {seq} ({digest})"
-    table = Table(title=title, show_header=True)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    say(title)
+    grid = table("metric", ">value")
     for key in SUMMARY_METRICS:
         if key in metrics:
-            table.add_row(key, _fmt(metrics[key]))
+            grid.add_row(cell(key), cell(_fmt(metrics[key])))
     rd = pred.get("rate_distortion")
     if rd and rd.get("bound_ratio") is not None:
-        table.add_row("gaussian bound at cos_min", _fmt(rd["bound_ratio"]))
-        table.add_row("within bound", _fmt(rd["within_bound"]))
+        grid.add_row(cell("gaussian bound at cos_min"), cell(_fmt(rd["bound_ratio"])))
+        grid.add_row(cell("within bound"), cell(_fmt(rd["within_bound"])))
     det = pred["determinism"]
-    table.add_row("runs / digests equal", f"{det['runs']} / {_fmt(det['digests_equal'])}")
-    console.print(table)
+    grid.add_row(
+        cell("runs / digests equal"), cell(f"{det['runs']} / {_fmt(det['digests_equal'])}")
+    )
+    rows = pred.get("rows") or []
+    if rows:
+        grid.add_row(cell("per-matrix rows"), cell(f"{len(rows)} (see --json or evledger show)"))
+    print_out(grid)
 
 
 COMMANDS = [runners_cmd, run_cmd]
