@@ -292,12 +292,12 @@ def summary(out: Outcome, seconds: float) -> Group:
         "audit",
         f"{s.get('claims', 0)} claims · {s.get('reproduced', 0)} reproduced · "
         f"{s.get('diverged', 0)} diverged · {s.get('unreproduced', 0)} not yet reproduced · "
-        f"{s.get('implausible', 0)} above the Gaussian bound (implausible)",
+        f"{s.get('implausible', 0)} above the Gaussian reference (implausible)",
     )
     for c in a.get("claims", []):
         physics = c.get("physics", {})
         if physics.get("status") == "implausible":
-            note = physics.get("note") or "ratio above the Gaussian bound at its cos_min"
+            note = physics.get("note") or "ratio above the Gaussian reference at its cos_min"
             who = f"seq {c.get('seq')} ({c.get('runner') or c.get('kind')})"
             grid.add_row("", f"[magenta]implausible[/] {escape(who)}: {escape(str(note))}")
     grid.add_row("report", f"{out.report}  (chart: {out.chart})")

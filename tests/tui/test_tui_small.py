@@ -154,11 +154,12 @@ def hostile_ledger(home: Any, tmp_path: Any, fixed_time: None) -> Ledger:
     st = runner_statement("static", {"bits": 4}, {**STATIC_4BIT, HOSTILE: 1.0})
     st["predicate"]["runner"]["name"] = HOSTILE
     st["subject"][0]["name"] = HOSTILE
+    st["predicate"]["params"] = {HOSTILE: HOSTILE + "\x9b2J"}  # a C1 CSI JSON does not escape
     led.append_prepared([Prepared(st, "evidence", "test")], key_name="alice")
     return led
 
 
-@pytest.mark.parametrize("keys", [(), ("j", "enter")])
+@pytest.mark.parametrize("keys", [(), ("j", "enter"), ("j", "enter", "t"), ("j", "enter", "J")])
 async def test_entry_text_is_inert(hostile_ledger: Ledger, keys: tuple[str, ...]) -> None:
     app = EvledgerApp(hostile_ledger)
     async with app.run_test(size=WIDE) as pilot:
@@ -167,5 +168,20 @@ async def test_entry_text_is_inert(hostile_ledger: Ledger, keys: tuple[str, ...]
         await settle(app, pilot)
         text = "\n".join(screen_text(app))
         assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+        assert "\x9b" not in text
         assert "\\x1b" in text and "\\u202e" in text  # shown as visible escapes
         assert "[bold red]pwn" in text  # markup shown literally, never applied
+
+
+async def test_palette_shows_entry_text_inert(hostile_ledger: Ledger) -> None:
+    app = EvledgerApp(hostile_ledger, verify_on_start=False)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"pwn")
+        for _ in range(4):
+            await pilot.pause(0.1)
+        text = "\n".join(screen_text(app))
+        assert "Open entry 1" in text
+        assert "[bold red]pwn" in text and "\x1b" not in text and "\u202e" not in text

@@ -158,7 +158,7 @@ def module_rows(report: Any) -> list[tuple[str, int | None, str, str, str, str, 
         p = c.physics
         physics = p.status
         if p.bound_ratio is not None:
-            physics += f" (bound {p.bound_ratio:.3g}x)"
+            physics += f" (ref {p.bound_ratio:.3g}x)"
         out.append(
             (
                 str(c.runner or c.kind),

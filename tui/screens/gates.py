@@ -85,7 +85,7 @@ class GatesScreen(Screen[None]):
         if self.policy is None and names:
             self.policy = "v37" if "v37" in names else names[0]
         yield Select(
-            [(n, n) for n in names],
+            [(markup(n), n) for n in names],
             value=self.policy or Select.BLANK,
             allow_blank=not names,
             id="policy-select",
