@@ -13,7 +13,16 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from evledger.cli.output import cell, emit_json, print_out, quiet, say, signing_key_option, table
+from evledger.cli.output import (
+    cell,
+    emit_json,
+    plural,
+    print_out,
+    quiet,
+    say,
+    signing_key_option,
+    table,
+)
 from ledger.errors import InputError, UsageError
 from ledger.textsafe import visible
 
@@ -269,10 +278,9 @@ def _print_summary(statement: dict[str, Any], seq: int | None, digest: str | Non
     grid.add_row(
         cell("runs / digests equal"), cell(f"{det['runs']} / {_fmt(det['digests_equal'])}")
     )
-    rows = pred.get("rows") or []
-    if rows:
-        grid.add_row(cell("per-matrix rows"), cell(f"{len(rows)} (see --json or evledger show)"))
     print_out(grid)
+    if rows := pred.get("rows") or []:
+        say(f"{plural(len(rows), 'per-matrix row')} (see --json, or evledger show once appended)")
 
 
 COMMANDS = [runners_cmd, run_cmd]
