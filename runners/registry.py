@@ -14,6 +14,8 @@ RUNNERS: dict[str, str] = {
     "proxy": "runners.proxy:RUNNER",
     "entropy": "runners.entropy:RUNNER",
     "memory": "runners.memory:RUNNER",
+    "ecsq": "runners.ecsq:RUNNER",
+    "tcq": "runners.tcq:RUNNER",
 }
 
 try:  # the ledger's own usage error when the core is present
