@@ -212,7 +212,7 @@ def settle(physics: Physics, claim: Entry, entries: list[Entry]) -> Physics:
     judged against that bound instead."""
     if physics.status != "needs-reproduction":
         return physics
-    own = set(claim.signer_keyids())
+    own = set(claim.signer_keyids)
     for e in entries:
         if e.kind != "reproduction":
             continue
@@ -220,7 +220,7 @@ def settle(physics: Physics, claim: Entry, entries: list[Entry]) -> Physics:
         ref = pred.get("claim")
         if not isinstance(ref, dict) or ref.get("digest") != claim.digest:
             continue
-        if pred.get("verdict") != "reproduced" or own & set(e.signer_keyids()):
+        if pred.get("verdict") != "reproduced" or own & set(e.signer_keyids):
             continue
         again = physics_of(e)
         if again.status in ("implausible",):
