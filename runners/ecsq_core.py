@@ -136,7 +136,28 @@ def search_step(
     raise RuntimeError("no step reaches the target cosine")
 
 
-def solve_step(w: torch.Tensor, target: float, theta: float) -> tuple[float, float, torch.Tensor]:
+def _fast_cos(
+    a_w: torch.Tensor, norm_w: float, step: float, theta: float
+) -> tuple[float, float, torch.Tensor]:
+    """(cos, δ, floor(|w|/Δ + θ)) without building signed codes: sign(q) = sign(w), so the
+    cosine is that of the magnitudes."""
+    a = a_w / step
+    fq = torch.floor(a + theta)
+    nz = fq > 0
+    cnt = int(nz.sum())
+    delta = 0.0
+    if cnt:
+        r = float(torch.where(nz, fq - a, 0.0).to(torch.float64).sum()) / cnt
+        delta = float(np.float16(min(max(r, 0.0), 0.499)))
+    mag = torch.where(nz, fq - delta, 0.0)
+    dot = float((a_w * mag).to(torch.float64).sum())
+    nm = float(mag.to(torch.float64).pow(2).sum().sqrt())
+    return (dot / (norm_w * nm) if nm > 0 else 0.0), delta, fq
+
+
+def solve_step(
+    w: torch.Tensor, target: float, theta: float, start: float | None = None
+) -> tuple[float, float, torch.Tensor]:
     """Largest step whose reconstruction has cos >= target; (Δ, δ, q)."""
     w = w.to(torch.float32)
     a_w = w.abs()
@@ -144,20 +165,11 @@ def solve_step(w: torch.Tensor, target: float, theta: float) -> tuple[float, flo
     rms = norm_w / math.sqrt(max(1, w.numel()))
 
     def at(step: float) -> tuple[float, float]:
-        a = a_w / step
-        fq = torch.floor(a + theta)
-        nz = fq > 0
-        cnt = int(nz.sum())
-        delta = 0.0
-        if cnt:
-            r = float(torch.where(nz, fq - a, 0.0).to(torch.float64).sum()) / cnt
-            delta = float(np.float16(min(max(r, 0.0), 0.499)))
-        mag = torch.where(nz, fq - delta, 0.0)
-        dot = float((a_w * mag).to(torch.float64).sum())
-        nm = float(mag.to(torch.float64).pow(2).sum().sqrt())
-        return (dot / (norm_w * nm) if nm > 0 else 0.0), delta
+        c, d, _fq = _fast_cos(a_w, norm_w, step, theta)
+        return c, d
 
-    start = math.sqrt(12.0 * max(1.0 - target * target, 1e-12)) * rms
+    if start is None:
+        start = math.sqrt(12.0 * max(1.0 - target * target, 1e-12)) * rms
     step, delta = search_step(at, target, start)
     q = quantize(w, step, theta)
     return step, delta, q
@@ -241,3 +253,33 @@ def compress(
     if not np.array_equal(back.codes, code.codes):
         raise RuntimeError("ECSQ stream did not decode to the encoded codes")
     return CompressedMatrix(parts, w_hat, {"step": step, "shift": shift, "theta": theta}), code
+
+
+def rd_table(
+    w: torch.Tensor, classes: np.ndarray, n_classes: int, steps: np.ndarray, theta: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """cos and estimated code bits (order-0 with the row contexts, no header) at each step."""
+    w = w.to(torch.float32)
+    a_w, sign = w.abs(), torch.sign(w).to(torch.int64)
+    norm_w = float(a_w.to(torch.float64).pow(2).sum().sqrt()) or 1.0
+    cos = np.empty(len(steps))
+    bits = np.empty(len(steps))
+    for i, step in enumerate(steps):
+        c, _d, fq = _fast_cos(a_w, norm_w, float(step), theta)
+        cos[i] = c
+        bits[i] = rate_bits(sign * fq.to(torch.int64), classes, n_classes)
+    return cos, bits
+
+
+def compress_near(
+    w: torch.Tensor, target: float, n_classes: int, start: float, classes: np.ndarray
+) -> CompressedMatrix:
+    """ECSQ (θ = ½) at cos >= target, the step search started at `start`; decoded back."""
+    w = w.to(torch.float32)
+    step, shift, q = solve_step(w, target, 0.5, start)
+    code = EcsqCode(tuple(w.shape), step, shift, n_classes, classes, q.numpy())  # type: ignore[arg-type]
+    parts = encode(code)
+    back, w_hat = decode(parts)
+    if not np.array_equal(back.codes, code.codes):
+        raise RuntimeError("ECSQ stream did not decode to the encoded codes")
+    return CompressedMatrix(parts, w_hat, {"step": step, "shift": shift, "theta": 0.5})

@@ -121,3 +121,17 @@ def measure_functional(
     probe = FunctionalProbe(model)
     metrics = probe.evaluate(recon)
     return metrics, probe.describe(len(probe._names(recon))), probe.subjects()
+
+
+def add_functional(
+    model: ModelSource,
+    recon: Mapping[str, torch.Tensor],
+    metrics: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
+    """Put the model-level metric of `recon` into `metrics`, its block and subjects into
+    `extra` (the hook every compression runner calls once its reconstructions are built)."""
+    got, block, subjects = measure_functional(model, recon)
+    metrics.update(got)
+    extra["functional"] = block
+    extra["subjects"] = list(extra.get("subjects", [])) + subjects

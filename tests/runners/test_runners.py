@@ -22,7 +22,7 @@ from runners.statement import run_runner, to_json_safe, validate_statement
 MINE = ("static", "pareto", "pq", "proxy", "entropy")
 FAST = {
     "static": {"rank": "2"},
-    "pareto": {"bits_grid": "2,4,8", "group_grid": "16,32"},
+    "pareto": {"method": "grid", "bits_grid": "2,4,8", "group_grid": "16,32"},
     "pq": {"codebook_size": "16", "subvector_dim": "2"},
     "proxy": {},
     "entropy": {"level": "3"},
