@@ -8,7 +8,7 @@ import torch
 
 from runners.base import Measurement, Param, ProgressFn
 from runners.common import CALIB_SAMPLES, CALIBRATION, MATRICES
-from runners.ecsq_core import compress
+from runners.ecsq_core import compress, compress_feedback
 from runners.limit import CONTEXTS, FUNCTIONAL, TARGET_COS, limit_measure
 from runners.measure import CompressedMatrix
 from runners.model import ModelSource
@@ -31,7 +31,7 @@ class EcsqRunner:
     """Uniform step per matrix (searched to the target cos), deadzone, row contexts, ANS."""
 
     name = "ecsq"
-    version = "1.0.0"
+    version = "1.0.0"  # feedback=gptq: entropy-coded GPTQ
     description = (
         "entropy-coded scalar quantization: one uniform step per matrix searched to a target "
         "weight cos, row-RMS contexts, codes ANS-coded with constriction; every header byte "
@@ -46,6 +46,15 @@ class EcsqRunner:
             "rounding offsets θ to try, q = sign(w)·floor(|w|/Δ + θ) (0.5 = nearest)",
             "str",
         ),
+        Param(
+            "feedback",
+            "none",
+            "none, or gptq: codes on the same uniform grid with GPTQ error feedback "
+            "(H = 2·XᵀX from the calibration inputs), then entropy-coded",
+            "str",
+            choices=("none", "gptq"),
+        ),
+        Param("damp", 0.01, "GPTQ damping λ / mean(diag H)", "float", minimum=0.0, maximum=10.0),
         FUNCTIONAL,
         MATRICES,
         CALIBRATION,
@@ -58,8 +67,14 @@ class EcsqRunner:
         """Compress every selected matrix to the target, decode back, summarize."""
         thetas = _thetas(params["rounding"])
 
-        def one(w: torch.Tensor, _state: dict[str, Any]) -> tuple[CompressedMatrix, dict[str, Any]]:
-            cm, _code = compress(w, params["target_cos"], params["contexts"], thetas)
+        def one(w: torch.Tensor, state: dict[str, Any]) -> tuple[CompressedMatrix, dict[str, Any]]:
+            if params["feedback"] == "gptq":
+                x = state["inputs"]
+                cm = compress_feedback(
+                    w, x, params["target_cos"], params["contexts"], params["damp"]
+                )
+            else:
+                cm, _code = compress(w, params["target_cos"], params["contexts"], thetas)
             return cm, {k: cm.info[k] for k in ("step", "shift", "theta")}
 
         method = {
@@ -70,6 +85,12 @@ class EcsqRunner:
             "contexts": f"{params['contexts']} row classes by row RMS (packed per row)",
             "model": "one categorical model per context, integer frequencies in the header",
         }
+        if params["feedback"] == "gptq":
+            method["feedback"] = (
+                "gptq error feedback on the ECSQ grid of the target (Frantar et al. 2022, "
+                "arXiv:2210.17323); H = 2·XᵀX from the calibration inputs of each matrix "
+                "(original model, not sequential); weight cos falls below the target"
+            )
         return limit_measure(model, params, progress, one, method)
 
 

@@ -283,3 +283,62 @@ def compress_near(
     if not np.array_equal(back.codes, code.codes):
         raise RuntimeError("ECSQ stream did not decode to the encoded codes")
     return CompressedMatrix(parts, w_hat, {"step": step, "shift": shift, "theta": 0.5})
+
+
+def feedback_codes(
+    w: torch.Tensor, h: torch.Tensor, step: float, damp: float = 0.01
+) -> torch.Tensor:
+    """Integer codes on the uniform grid Δ·Z with GPTQ error feedback (Frantar et al. 2022).
+
+    Columns are rounded in order; each column's rounding error, scaled by the upper Cholesky
+    factor of (H + λI)⁻¹, is pushed onto the columns not yet rounded, so that ‖X(W − Ŵ)ᵀ‖
+    shrinks rather than ‖W − Ŵ‖. No clamping: the grid is unbounded, the coder takes any code.
+    """
+    from runners.gptq import _hinv_upper
+
+    w = w.to(torch.float32).clone()
+    rows, cols = w.shape
+    h = h.to(torch.float64).clone()
+    dead = torch.diagonal(h) == 0
+    h[dead, dead] = 1.0
+    hinv = _hinv_upper(h, damp).to(torch.float32)
+    q = torch.empty(rows, cols)
+    block = 128
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)  # a long loop of small ops; the result does not depend on it
+    try:
+        for i1 in range(0, cols, block):
+            i2 = min(i1 + block, cols)
+            w1 = w[:, i1:i2].clone()
+            err1 = torch.empty_like(w1)
+            h1 = hinv[i1:i2, i1:i2]
+            for i in range(i2 - i1):
+                col = w1[:, i]
+                qc = torch.round(col / step)
+                q[:, i1 + i] = qc
+                e = (col - qc * step) / h1[i, i]
+                err1[:, i] = e
+                if i + 1 < i2 - i1:
+                    w1[:, i + 1 :].addr_(e, h1[i, i + 1 :], alpha=-1.0)
+            w[:, i2:].addmm_(err1, hinv[i1:i2, i2:], alpha=-1.0)
+    finally:
+        torch.set_num_threads(prev)
+    return q.to(torch.int64)
+
+
+def compress_feedback(
+    w: torch.Tensor, x: torch.Tensor, target: float, n_classes: int, damp: float = 0.01
+) -> CompressedMatrix:
+    """ECSQ step for `target` (weight cos, plain rounding), then GPTQ-feedback codes on that
+    grid with H = 2·XᵀX; entropy-coded and decoded back like `compress`."""
+    w = w.to(torch.float32)
+    classes = row_classes(w, n_classes)
+    step, _shift, _q = solve_step(w, target, 0.5)
+    x64 = x.to(torch.float64)
+    q = feedback_codes(w, 2.0 * (x64.T @ x64), step, damp)
+    code = EcsqCode(tuple(w.shape), step, 0.0, n_classes, classes, q.numpy())  # type: ignore[arg-type]
+    parts = encode(code)
+    back, w_hat = decode(parts)
+    if not np.array_equal(back.codes, code.codes):
+        raise RuntimeError("ECSQ stream did not decode to the encoded codes")
+    return CompressedMatrix(parts, w_hat, {"step": step, "shift": 0.0, "theta": 0.5})

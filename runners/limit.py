@@ -75,6 +75,7 @@ def limit_measure(
     infos = model.matrix_infos()
     for i, (info, w) in enumerate(model.iter_matrices()):
         w2 = w.to(torch.float32).reshape(w.shape[0], -1)
+        state["inputs"] = calib.inputs(info)
         cm, more = compress(w2, state)
         cm.w_hat = cm.w_hat.reshape(w.shape)
         row = matrix_row(info, w, cm, calib.inputs(info))
