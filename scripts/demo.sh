@@ -15,6 +15,7 @@ for runner in memory static pareto pq proxy entropy hessian; do
   echo "== evledger run $runner"
   evledger run "$runner"
 done
+bash "$here/scripts/limit-runs.sh"
 echo "== legacy POC samples"
 evledger append "$here"/tests/fixtures/legacy-poc/*.json
 evledger checkpoint -o "$dir.checkpoint.note" >/dev/null
