@@ -30,6 +30,7 @@ bench: setup
 	$(PY) tests/benchmarks/bench_runners.py
 	$(PY) tests/benchmarks/bench_memory.py
 	$(PY) tests/benchmarks/bench_tui.py
+	$(PY) tests/benchmarks/bench_witness.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ import orjson
 from ledger.chain import Entry
 from ledger.errors import InputError, UsageError
 from ledger.reproduce import claim_statement
+from ledger.statement import RunnerEvidence, Statement
 
 
 class RunnerRerunner:
@@ -37,36 +38,32 @@ class RunnerRerunner:
         from runners.statement import run_runner
 
         statement = claim_statement(claim)
-        pred = statement.get("predicate", {})
-        runner_doc = pred.get("runner")
-        if not isinstance(runner_doc, dict) or not isinstance(runner_doc.get("name"), str):
+        pred = statement.predicate
+        if not isinstance(pred, RunnerEvidence) or pred.runner is None or not pred.runner.version:
             raise UsageError(
                 f"seq {claim.seq} is not runner evidence; only runner claims can be re-run"
             )
-        runner = get_runner(runner_doc["name"])
-        recorded = dict(pred.get("params", {}))
+        runner = get_runner(pred.runner.name)
+        recorded = dict(pred.params)
         recorded.update(params or {})
-        model_doc = pred.get("model", {}) if isinstance(pred.get("model"), dict) else {}
+        model = pred.extra.get("model")
+        model_doc = model if isinstance(model, dict) else {}
         if model_path is None and not model_doc.get("default"):
             raise UsageError(
                 f"seq {claim.seq} was measured on {model_doc.get('path', 'a model file')!r}; "
                 "pass it with --model PATH"
             )
-        model = ModelSource(model_path)
-        _check_subject(model, statement, model_path)
-        fresh = run_runner(runner, model, recorded, repeat=repeat, progress=progress)
+        source = ModelSource(model_path)
+        _check_subject(source, statement, model_path)
+        fresh = run_runner(runner, source, recorded, repeat=repeat, progress=progress)
         # plain JSON types only (e.g. torch.__version__ is a str subclass validators reject)
         plain: dict[str, Any] = orjson.loads(orjson.dumps(fresh))
         return plain
 
 
-def _check_subject(model: Any, claim: dict[str, Any], path: Path | None) -> None:
+def _check_subject(model: Any, claim: Statement, path: Path | None) -> None:
     """Refuse a model whose files are not the claim's subjects (by sha256)."""
-    claimed = {
-        s.get("digest", {}).get("sha256")
-        for s in claim.get("subject", [])
-        if isinstance(s, dict) and isinstance(s.get("digest"), dict)
-    }
+    claimed = claim.subject_digests
     for info in model.files():
         if info.sha256 not in claimed:
             raise InputError(

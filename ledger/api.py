@@ -15,20 +15,32 @@ import schemas
 from ledger import checkpoint as notes
 from ledger.canonical import canonical_bytes, digest_of, loads_strict, sha256_digest
 from ledger.chain import Entry, build_entry, parse_entry
-from ledger.envelope import STATEMENT_TYPE, parse_envelope
+from ledger.envelope import STATEMENT_TYPE, parse_envelope, verify_foreign
 from ledger.errors import InputError, LedgerError, SigningKeyError, UsageError
 from ledger.files import read_regular_file
 from ledger.gate import packaged_policy_files
-from ledger.keys import SigningKey, default_key_name, generate_key, keyid_of, load_key, public_pem
+from ledger.keys import (
+    SigningKey,
+    default_key_name,
+    generate_key,
+    keyid_of,
+    load_key,
+    load_public_pem,
+    public_pem,
+)
+from ledger.statement import Genesis
 from ledger.store import ENTRY_DIR, Store, entry_path
+from ledger.trust import TRUST_EXTENSION
 from ledger.verify import (
     CHECKPOINT_DIR,
     STATE_EXTENSION,
     Report,
     checkpoint_state,
+    entry_problems,
     iter_entries,
     verify_ledger,
 )
+from ledger.view import TrustAnchor, VerifiedView, verified_view
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,11 @@ def _key_doc(name: str, key: SigningKey) -> dict[str, str]:
     return {"keyid": key.keyid, "name": name, "public_key": public_pem(key.public_key)}
 
 
+def signing_key(name: str | None) -> SigningKey:
+    """The local signing key `name` (default $EVLEDGER_KEY, else the only key)."""
+    return _signing_key(name)
+
+
 def _signing_key(name: str | None, *, create: bool = False) -> SigningKey:
     name = name or default_key_name()
     try:
@@ -106,8 +123,34 @@ def _signing_key(name: str | None, *, create: bool = False) -> SigningKey:
         return generate_key(name)
 
 
-def prepare_input(path: Path) -> Prepared:
-    """Read and validate one input file: our statement, legacy POC evidence or a DSSE envelope."""
+@dataclass(frozen=True)
+class ForeignKey:
+    """A public key a foreign DSSE envelope may be verified with, and why it is believed."""
+
+    keyid: str
+    name: str
+    pem: str
+    how: str  # "signer-key" (named by the user) | "ledger-key" (trusted by this ledger)
+
+    def doc(self) -> dict[str, str]:
+        """The `foreign_keys` item an import records."""
+        return {"keyid": self.keyid, "name": self.name, "public_key": self.pem}
+
+
+def foreign_keys_from_pems(pems: Sequence[bytes], *, how: str = "signer-key") -> list[ForeignKey]:
+    """ForeignKeys from PEM public keys (named `signer-1`, `signer-2`, ...)."""
+    from ledger.keys import load_public_pem
+
+    out = []
+    for i, pem in enumerate(pems, 1):
+        public = load_public_pem(pem)
+        out.append(ForeignKey(keyid_of(public), f"signer-{i}", public_pem(public), how))
+    return out
+
+
+def prepare_input(path: Path, *, foreign_keys: Sequence[ForeignKey] = ()) -> Prepared:
+    """Read and validate one input file: our statement, legacy POC evidence or a DSSE envelope
+    (which must carry a signature that verifies under one of `foreign_keys`)."""
     raw = read_regular_file(path, what="evidence")
     doc = loads_strict(raw, path=path)
     if not isinstance(doc, dict):
@@ -115,7 +158,7 @@ def prepare_input(path: Path) -> Prepared:
     if "schema_id" in doc:
         return _prepare_legacy(doc, raw, path)
     if "payloadType" in doc:
-        return _prepare_import(doc, path)
+        return _prepare_import(doc, path, foreign_keys)
     if doc.get("_type") == STATEMENT_TYPE:
         return _prepare_statement(doc, path)
     raise InputError("not an in-toto statement, DSSE envelope or legacy POC evidence", path=path)
@@ -137,22 +180,50 @@ def _prepare_legacy(doc: dict[str, Any], raw: bytes, path: Path) -> Prepared:
     return Prepared(statement, "evidence", str(path))
 
 
-def _prepare_import(doc: dict[str, Any], path: Path) -> Prepared:
+def _prepare_import(
+    doc: dict[str, Any], path: Path, foreign_keys: Sequence[ForeignKey]
+) -> Prepared:
     try:
         env = parse_envelope(doc)
         inner = loads_strict(env.payload, path=path)
     except ValueError as e:
         raise InputError(f"not a DSSE envelope: {e}", path=path) from e
-    subject = inner.get("subject") if isinstance(inner, dict) else None
-    if not isinstance(subject, list) or not subject:
+    by_id = {k.keyid: k for k in foreign_keys}
+    try:
+        keyid = verify_foreign(doc, {k: load_public_pem(v.pem) for k, v in by_id.items()})
+    except ValueError as e:
+        raise InputError(
+            f"foreign envelope not verified: {e}; pass its signer's public key with "
+            "--signer-key PUB (or have a trusted key add it with `evledger keys trust`)",
+            path=path,
+        ) from e
+    subject = [
+        s
+        for s in (inner.get("subject") if isinstance(inner, dict) else None) or []
+        if isinstance(s, dict) and schemas.is_valid("subject.v1.schema.json", s)
+    ]
+    if not subject:  # no usable subject inside: the statement is about the payload itself
         subject = [{"name": path.name, "digest": {"sha256": sha256_digest(env.payload)[7:]}}]
+    signer = by_id[keyid]
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": subject,
         "predicateType": schemas.predicate_type("import"),
-        "predicate": {"envelope": doc, "source": {"file": path.name}},
+        "predicate": {
+            "envelope": doc,
+            "source": {"file": path.name, "verified_with": signer.how},
+            "foreign_keys": [signer.doc()],
+        },
     }
     return Prepared(statement, "import", str(path))
+
+
+def _is_envelope_file(path: Path) -> bool:
+    """Cheap sniff: does the file look like a DSSE envelope (decides whether trust is loaded)."""
+    try:
+        return b'"payloadType"' in read_regular_file(path, what="evidence")
+    except InputError:
+        return False
 
 
 def _prepare_statement(doc: dict[str, Any], path: Path | None) -> Prepared:
@@ -182,8 +253,15 @@ class Ledger:
         self.store = Store(root)
 
     # ------------------------------------------------------------- reading
+    def view(
+        self, anchor: TrustAnchor | None = None, *, rev: str = "HEAD", progress: Any = None
+    ) -> VerifiedView:
+        """The verified view: what every command that decides reads (see `ledger.view`)."""
+        return verified_view(self, anchor, rev=rev, progress=progress)
+
     def entries(self, rev: str = "HEAD") -> Iterator[Entry]:
-        """All entries in seq order (not verified; use `verify` for that)."""
+        """All entries in seq order, NOT verified: for the store's own bookkeeping only;
+        anything that decides or shows a verdict reads `view()`."""
         if self.store.resolve(rev) is None:
             return iter(())
         return iter_entries(self.store, rev)
@@ -203,31 +281,8 @@ class Ledger:
         return parse_entry(raw).seq, sha256_digest(raw)
 
     def resolve(self, ref: str) -> Entry:
-        """An entry by seq, digest (prefix), `latest` or `RUNNER@latest`."""
-        ref = ref.strip()
-        entries = list(self.entries())
-        if not entries:
-            raise UsageError("the ledger is empty")
-        if ref == "latest":
-            return entries[-1]
-        if ref.endswith("@latest"):
-            name = ref[: -len("@latest")]
-            matches = [e for e in entries if e.runner == name and e.kind == "evidence"]
-            if not matches:
-                raise UsageError(f"no entry from runner {name!r}")
-            return matches[-1]
-        if ref.isdigit():
-            seq = int(ref)
-            if seq >= len(entries) or entries[seq].seq != seq:
-                raise UsageError(f"no entry with seq {seq}")
-            return entries[seq]
-        prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
-        if len(prefix) < 7 + 4:
-            raise UsageError(f"digest prefix {ref!r} is too short (4 hex digits at least)")
-        found = [e for e in entries if e.digest.startswith(prefix)]
-        if len(found) != 1:
-            raise UsageError(f"{'no' if not found else 'more than one'} entry matches {ref!r}")
-        return found[0]
+        """A verified entry by seq, digest (prefix), `latest` or `RUNNER@latest`."""
+        return self.view().resolve(ref)
 
     # ------------------------------------------------------------- writing
     def append(
@@ -237,11 +292,24 @@ class Ledger:
         prepared = [_prepare_statement(s, None) for s in statements]
         return self.append_prepared(prepared, key_name=key_name)
 
-    def append_files(self, paths: Sequence[Path], *, key_name: str | None = None) -> list[Entry]:
-        """Validate every file first, then append them all in one commit."""
+    def append_files(
+        self,
+        paths: Sequence[Path],
+        *,
+        key_name: str | None = None,
+        signer_keys: Sequence[bytes] = (),
+    ) -> list[Entry]:
+        """Validate every file first, then append them all in one commit. A DSSE envelope must
+        verify under one of `signer_keys` (PEM) or a key this ledger trusts."""
         for path in paths:
             self._check_outside_git_dir(path)
-        prepared = [prepare_input(p) for p in paths]
+        foreign = foreign_keys_from_pems(signer_keys)
+        if any(_is_envelope_file(p) for p in paths):
+            foreign += [
+                ForeignKey(k["keyid"], k["name"], k["public_key"], "ledger-key")
+                for k in self.trusted_keys()
+            ]
+        prepared = [prepare_input(p, foreign_keys=foreign) for p in paths]
         return self.append_prepared(prepared, key_name=key_name)
 
     def _check_outside_git_dir(self, path: Path) -> None:
@@ -256,12 +324,17 @@ class Ledger:
         key_name: str | None = None,
         kind: str | None = None,
         extra_files: dict[str, bytes | None] | None = None,
+        also_sign: Sequence[str] = (),
     ) -> list[Entry]:
-        """Sign and append already-validated inputs in one commit, under the append lock."""
+        """Sign and append already-validated inputs in one commit, under the append lock.
+
+        `also_sign` names more keys that sign every entry (a root threshold above one).
+        """
         if not prepared:
             raise UsageError("nothing to append")
         key = _signing_key(key_name)
         self._check_signer(key)
+        signers = [key, *(_signing_key(n) for n in also_sign if n != key.name)]
         with self.store.lock():
             parent = self.store.resolve()
             tip = self.tip()
@@ -273,8 +346,12 @@ class Ledger:
             entries, files = [], dict(extra_files or {})
             for item in prepared:
                 entry = build_entry(
-                    item.statement, kind=kind or item.kind, seq=seq, prev=prev, keys=[key]
+                    item.statement, kind=kind or item.kind, seq=seq, prev=prev, keys=signers
                 )
+                if problems := entry_problems(entry):  # what verify would refuse is never signed
+                    first = problems[0]
+                    raise InputError(f"{first.code}: {first.message}", path=item.source)
+                entry.signer = key.keyid
                 entries.append(entry)
                 files[entry_path(seq)] = entry.raw
                 seq, prev = seq + 1, entry.digest
@@ -305,26 +382,89 @@ class Ledger:
             return {}
         return {b.path: b.data_stream.read() for b in folder.blobs if b.name.endswith(".pub")}
 
-    def add_key(self, pem: bytes, name: str, *, key_name: str | None = None) -> Entry:
-        """Append a key-add entry (signed by a trusted key)."""
+    def add_key(
+        self,
+        pem: bytes,
+        name: str,
+        *,
+        key_name: str | None = None,
+        roles: Sequence[str] = ("evidence",),
+        also_sign: Sequence[str] = (),
+        root_threshold: int | None = None,
+    ) -> Entry:
+        """Append a key-add entry giving the key `roles`, signed by enough root keys."""
         from ledger.keys import check_name, load_public_pem
+        from ledger.trust import check_roles
 
         check_name(name)
         public = load_public_pem(pem)
-        doc = {"keyid": keyid_of(public), "name": name, "public_key": public_pem(public)}
+        try:
+            chosen = check_roles(roles)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+        doc = {
+            "keyid": keyid_of(public),
+            "name": name,
+            "public_key": public_pem(public),
+            "roles": list(chosen),
+        }
+        known = self.verify().trusted_keys  # every key the trust history named, revoked too
+        for record in known:
+            if record["name"] == name:
+                raise UsageError(
+                    f"a key named {name!r} is already in this ledger's trust history "
+                    f"({record['keyid'][:16]}…); choose another --name"
+                )
+            if record["keyid"] == doc["keyid"] and record["revoked_seq"] is None:
+                raise UsageError(f"that key is already trusted as {record['name']!r}")
+        if self.store.read_path("HEAD", f"keys/{name}.pub") is not None:
+            raise UsageError(f"keys/{name}.pub already exists; choose another --name")
+        predicate: dict[str, Any] = {"key": doc}
+        if root_threshold is not None:
+            predicate["root_threshold"] = root_threshold
         statement = {
             "_type": STATEMENT_TYPE,
             "subject": [{"name": f"key:{name}", "digest": {"sha256": doc["keyid"]}}],
             "predicateType": schemas.predicate_type("key-add"),
-            "predicate": {"key": doc},
+            "predicate": predicate,
         }
+        self._check_trust_change("key-add", predicate, key_name, also_sign)
         files = {f"keys/{name}.pub": doc["public_key"].encode()}
         [entry] = self.append_prepared(
-            [Prepared(statement, "key-add", name)], key_name=key_name, extra_files=files
+            [Prepared(statement, "key-add", name)],
+            key_name=key_name,
+            extra_files=files,
+            also_sign=also_sign,
         )
         return entry
 
-    def revoke_key(self, keyid: str, reason: str, *, key_name: str | None = None) -> Entry:
+    def _check_trust_change(
+        self, kind: str, predicate: dict[str, Any], key_name: str | None, also_sign: Sequence[str]
+    ) -> None:
+        """Refuse a trust change before it is made unless it would verify (roles, threshold)."""
+        from ledger.envelope import PAYLOAD_TYPE, sign_envelope
+        from ledger.trust import TrustError, apply_trust_entry
+
+        report = self.verify()
+        tip = self.tip()
+        if report.trust is None or tip is None:
+            raise LedgerError("the ledger has no verifiable genesis", path=self.root)
+        keys = [_signing_key(key_name)]
+        keys += [_signing_key(n) for n in also_sign if n != keys[0].name]
+        probe = sign_envelope(b"{}", keys, PAYLOAD_TYPE)
+        try:
+            apply_trust_entry(report.trust.copy(), kind, predicate, probe, tip[0] + 1)
+        except TrustError as e:
+            raise SigningKeyError(f"refused ({e.code}): {e}") from e
+
+    def revoke_key(
+        self,
+        keyid: str,
+        reason: str,
+        *,
+        key_name: str | None = None,
+        also_sign: Sequence[str] = (),
+    ) -> Entry:
         """Append a key-revoke entry; later signatures by that key are rejected."""
         if not reason.strip():
             raise UsageError("a revocation needs a --reason")
@@ -343,10 +483,12 @@ class Ledger:
             "predicateType": schemas.predicate_type("key-revoke"),
             "predicate": {"keyid": target["keyid"], "reason": reason},
         }
+        self._check_trust_change("key-revoke", statement["predicate"], key_name, also_sign)
         [entry] = self.append_prepared(
             [Prepared(statement, "key-revoke", keyid)],
             key_name=key_name,
             extra_files={f"keys/{target['name']}.pub": None},  # same commit: no window
+            also_sign=also_sign,
         )
         return entry
 
@@ -379,18 +521,74 @@ class Ledger:
                     f"(seq {first.seq}: {first.code})",
                     path=self.root,
                 )
+            record = next(
+                (
+                    k
+                    for k in report.trusted_keys
+                    if k["keyid"] == key.keyid and k["revoked_seq"] is None
+                ),
+                None,
+            )
+            if record is None:
+                raise SigningKeyError(
+                    f"key {key.name!r} ({key.keyid[:16]}…) is not trusted by this ledger; "
+                    "only a trusted key may sign its checkpoints"
+                )
             raw_genesis = self.store.read_path(parent, entry_path(0)) if parent else None
-            if raw_genesis is None or parent is None:
+            if raw_genesis is None or parent is None or report.trust is None:
                 raise LedgerError("the ledger has no genesis entry", path=self.root)
+            if not report.trust.has_role(key.keyid, "checkpoint", report.entries):
+                raise SigningKeyError(
+                    f"refused (wrong-role): key {key.name!r} does not hold the checkpoint role "
+                    f"at size {report.entries}"
+                )
             state = checkpoint_state(report, parent)
-            origin = str(parse_entry(raw_genesis).predicate.get("origin", "evledger"))
-            ext = (f"{STATE_EXTENSION} {digest_of(state)}",)
+            genesis = parse_entry(raw_genesis).predicate
+            origin = genesis.origin if isinstance(genesis, Genesis) else "evledger"
+            ext = (
+                f"{STATE_EXTENSION} {digest_of(state)}",
+                f"{TRUST_EXTENSION} {report.trust.history_digest(report.entries)}",
+            )
             cp = notes.Checkpoint(origin, report.entries, bytes.fromhex(report.root), ext)
-            text = notes.sign_note(cp, key.name, key.private_key)
+            # the note names the signer as the ledger knows it (verify looks it up by that name)
+            text = notes.sign_note(cp, record["name"], key.private_key)
             base = f"{CHECKPOINT_DIR}/{cp.size:09d}"
             files = {f"{base}.note": text.encode(), f"{base}.state.json": canonical_bytes(state)}
             self.store.commit_files(files, f"evledger: checkpoint {cp.size}", parent)
         return text, cp
+
+    def attach_cosignatures(self, paths: Sequence[Path]) -> tuple[str, int]:
+        """Add witness cosignature lines from files to the newest stored checkpoint note.
+
+        Each file is a cosigned copy of that note or bare signature lines; a file for another
+        checkpoint text is refused. Returns the new note and how many lines were added.
+        """
+        from ledger.verify import stored_checkpoints
+
+        with self.store.lock():
+            parent = self.store.resolve()
+            stored = stored_checkpoints(self.store, parent or "HEAD") if parent else []
+            if not stored:
+                raise UsageError("the ledger has no checkpoint; run `evledger checkpoint` first")
+            size, note = stored[-1]
+            merged = note
+            for path in paths:
+                other = read_regular_file(path, what="cosigned note", max_bytes=1 << 20)
+                try:
+                    merged = notes.merge_signatures(merged, other.decode("utf-8"))
+                except (notes.CheckpointError, UnicodeDecodeError) as e:
+                    raise InputError(
+                        f"not a cosignature of checkpoint {size}: {e}", path=path
+                    ) from e
+            added = len(notes.split_note(merged)[1]) - len(notes.split_note(note)[1])
+            if added:
+                files: dict[str, bytes | None] = {
+                    f"{CHECKPOINT_DIR}/{size:09d}.note": merged.encode()
+                }
+                self.store.commit_files(
+                    files, f"evledger: cosignatures on checkpoint {size}", parent
+                )
+        return merged, added
 
 
 def keyid_of_pem(data: bytes) -> str:

@@ -19,9 +19,11 @@ from typing import Any
 
 import schemas
 from ledger.chain import Entry
-from ledger.evidence import inner_statement, is_legacy, metrics_of, predicate_of, runner_of
-from ledger.ratedistortion import Physics, physics_of, settle, structured_marker
+from ledger.evidence import evidence_statement, is_legacy, predicate_of, runner_of
+from ledger.ratedistortion import FAILING, Physics, physics_of, settle, structured_marker
 from ledger.reproduce import Tolerance, compare_metrics
+from ledger.statement import Import, Reproduction, RunnerEvidence
+from ledger.view import TrustAnchor, VerifiedView, verified_view
 
 REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
 
@@ -69,12 +71,9 @@ class ClaimAudit:
 
     @property
     def failed(self) -> bool:
-        """True if the claim is diverged, implausible, or above the Gaussian reference with
-        neither a data-dependent bound nor a reproduction by another key."""
-        return self.verdict == "diverged" or self.physics.status in (
-            "implausible",
-            "needs-reproduction",
-        )
+        """True if the claim is diverged, implausible, contradictory, or above the Gaussian
+        reference with neither a data-dependent bound nor a reproduction by another key."""
+        return self.verdict == "diverged" or self.physics.status in FAILING
 
     @property
     def diverged(self) -> list[MetricDelta]:
@@ -87,11 +86,14 @@ class AuditReport:
     """All claims of a ledger, audited."""
 
     claims: list[ClaimAudit] = field(default_factory=list)
+    trust: dict[str, Any] = field(default_factory=dict)
+    """The verified view's trust block: only verified entries were audited."""
+    trust_line: str = ""
 
     @property
     def ok(self) -> bool:
-        """True if no claim is diverged or implausible."""
-        return not any(c.failed for c in self.claims)
+        """True if no claim is diverged or implausible and nothing was excluded."""
+        return not any(c.failed for c in self.claims) and self.trust.get("ok", True)
 
     def counts(self) -> dict[str, int]:
         """Number of claims per verdict, plus implausible and structured."""
@@ -99,6 +101,7 @@ class AuditReport:
         for c in self.claims:
             out[c.verdict] += 1
         out["implausible"] = sum(c.physics.status == "implausible" for c in self.claims)
+        out["contradictory"] = sum(c.physics.status == "contradictory" for c in self.claims)
         out["structured"] = sum(c.physics.status == "structured" for c in self.claims)
         for status in ("needs-reproduction", "within-data-bound"):
             out[status] = sum(c.physics.status == status for c in self.claims)
@@ -108,6 +111,7 @@ class AuditReport:
         """The `audit --json` document."""
         return {
             "ok": self.ok,
+            "trust": self.trust,
             "summary": self.counts(),
             "claims": [{**asdict(c), "failed": c.failed} for c in self.claims],
         }
@@ -165,73 +169,52 @@ def verdict_text(claim: ClaimAudit) -> str:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _statement_of(entry: Entry) -> dict[str, Any]:
-    if entry.kind == "import":
-        return inner_statement(entry) or {}
-    return entry.statement
-
-
 def _is_reproduction(entry: Entry) -> bool:
-    if entry.kind == "reproduction":
-        return True
-    return entry.kind == "import" and _statement_of(entry).get("predicateType") == REPRODUCTION_TYPE
+    return isinstance(predicate_of(entry), Reproduction)
 
 
 def _is_claim(entry: Entry) -> bool:
     if entry.kind not in ("evidence", "import") or _is_reproduction(entry):
         return False
-    if entry.kind == "import":
-        kind = entry.predicate.get("source", {}).get("kind")
-        if kind not in (None, "evidence", "import"):
-            return False
+    pred = entry.predicate
+    if isinstance(pred, Import) and pred.source_kind not in (None, "evidence", "import"):
+        return False
     return runner_of(entry) is not None
 
 
 def _signer(entry: Entry) -> str:
-    """The key that made the evidence: the foreign signer for imports."""
-    if entry.kind == "import":
-        keys = entry.predicate.get("foreign_keys")
-        if isinstance(keys, list) and keys and isinstance(keys[0], dict):
-            return str(keys[0].get("keyid", ""))
-        sigs = entry.predicate.get("envelope", {}).get("signatures", [])
-        if sigs and isinstance(sigs[0], dict):
-            return str(sigs[0].get("keyid", ""))
-    return entry.signer_keyids[0] if entry.signer_keyids else ""
+    """The key that made the evidence: the verified foreign signer for imports (the view
+    re-checked that signature), else the key whose signature on the entry verified."""
+    pred = entry.predicate
+    if isinstance(pred, Import):
+        return pred.signer or ""
+    return entry.signer or ""
 
 
 def _origin(entry: Entry) -> str | None:
-    if entry.kind != "import":
-        return None
-    origin = entry.predicate.get("source", {}).get("origin")
-    return origin if isinstance(origin, str) else None
+    pred = entry.predicate
+    return pred.origin if isinstance(pred, Import) else None
 
 
 def _identities(entry: Entry) -> set[str]:
     """Digests a reproduction may use to point at this claim."""
     ids = {entry.digest}
-    if entry.kind == "import":
-        src = entry.predicate.get("source", {})
-        if isinstance(src, dict) and isinstance(src.get("digest"), str):
-            ids.add(src["digest"])
+    pred = entry.predicate
+    if isinstance(pred, Import) and pred.source_digest:
+        ids.add(pred.source_digest)
     return ids
 
 
 def _targets(rep: Entry) -> set[str]:
     """Digests a reproduction points at (its claim, and the claim's origin if imported)."""
-    claim = predicate_of(rep).get("claim", {})
-    out = set()
-    if isinstance(claim, dict):
-        if isinstance(claim.get("digest"), str):
-            out.add(claim["digest"])
-        src = claim.get("imported_from")
-        if isinstance(src, dict) and isinstance(src.get("digest"), str):
-            out.add(src["digest"])
-    return out
+    pred = predicate_of(rep)
+    claim = pred.claim if isinstance(pred, Reproduction) else None
+    return claim.digests if claim is not None else set()
 
 
 def _raw_metrics(entry: Entry) -> dict[str, Any]:
-    metrics = predicate_of(entry).get("metrics")
-    return metrics if isinstance(metrics, dict) else dict(metrics_of(entry))
+    pred = predicate_of(entry)
+    return dict(pred.raw_metrics) if isinstance(pred, RunnerEvidence) else dict(pred.metrics)
 
 
 def _check(claim: Entry, other: Entry, source: str, recorded: dict[str, Any]) -> Check:
@@ -246,8 +229,9 @@ def _check(claim: Entry, other: Entry, source: str, recorded: dict[str, Any]) ->
         for k, d in deltas.items()
         if not d["ok"]
     ]
-    changes = predicate_of(other).get("param_changes")
-    if source != "corroborating evidence" and isinstance(changes, dict):
+    other_pred = predicate_of(other)
+    changes = other_pred.param_changes if isinstance(other_pred, Reproduction) else None
+    if source != "corroborating evidence" and changes:
         for name, change in sorted(changes.items()):
             if isinstance(change, dict):
                 bad.append(
@@ -269,17 +253,12 @@ def _check(claim: Entry, other: Entry, source: str, recorded: dict[str, Any]) ->
 
 def _group_key(entry: Entry) -> tuple[str, str, frozenset[str]] | None:
     """Runner claims that measured the same thing: type, params and model subjects."""
-    stmt = _statement_of(entry)
-    pred = stmt.get("predicate", {})
-    if not isinstance(pred, dict) or not isinstance(pred.get("runner"), dict):
+    stmt = evidence_statement(entry)
+    pred = stmt.predicate
+    if not isinstance(pred, RunnerEvidence) or pred.runner is None or not pred.runner.version:
         return None
-    subjects = frozenset(
-        str(s.get("digest", {}).get("sha256"))
-        for s in stmt.get("subject", [])
-        if isinstance(s, dict) and isinstance(s.get("digest"), dict)
-    )
-    params = json.dumps(pred.get("params", {}), sort_keys=True)
-    return str(stmt.get("predicateType", "")), params, subjects
+    params = json.dumps(dict(pred.params), sort_keys=True, default=str)
+    return stmt.predicate_type, params, frozenset(stmt.subject_digests)
 
 
 # ----------------------------------------------------------------------------- audit
@@ -313,10 +292,9 @@ def audit_entries(entries: Iterable[Entry]) -> AuditReport:
                     continue
                 seen.add(rep.seq)
                 source = "reproduction" if rep.kind == "reproduction" else "imported reproduction"
-                recorded = predicate_of(rep).get("deltas", {})
-                checks.append(
-                    _check(claim, rep, source, recorded if isinstance(recorded, dict) else {})
-                )
+                rep_pred = predicate_of(rep)
+                recorded = dict(rep_pred.deltas) if isinstance(rep_pred, Reproduction) else {}
+                checks.append(_check(claim, rep, source, recorded))
         key = _group_key(claim)
         signer = _signer(claim)
         for other in groups.get(key, []) if key else []:
@@ -328,14 +306,14 @@ def audit_entries(entries: Iterable[Entry]) -> AuditReport:
             verdict = "reproduced"
         else:
             verdict = "unreproduced"
-        stmt = _statement_of(claim)
+        stmt = evidence_statement(claim)
         report.claims.append(
             ClaimAudit(
                 seq=claim.seq,
                 digest=claim.digest,
                 kind=claim.kind,
                 runner=runner_of(claim),
-                predicate_type=str(stmt.get("predicateType", "")),
+                predicate_type=stmt.predicate_type,
                 signer=signer,
                 origin=_origin(claim),
                 legacy=is_legacy(claim),
@@ -347,9 +325,16 @@ def audit_entries(entries: Iterable[Entry]) -> AuditReport:
     return report
 
 
-def audit_ledger(ledger: Any, rev: str = "HEAD") -> AuditReport:
-    """Audit every claim of a ledger at `rev` (reads only)."""
-    return audit_entries(ledger.entries(rev))
+def audit_view(view: VerifiedView) -> AuditReport:
+    """Audit the verified entries of a view (excluded ones are neither claims nor checks)."""
+    report = audit_entries(view.entries)
+    report.trust, report.trust_line = view.trust_json(), view.trust_line()
+    return report
+
+
+def audit_ledger(ledger: Any, rev: str = "HEAD", anchor: TrustAnchor | None = None) -> AuditReport:
+    """Verify the ledger at `rev` and audit every verified claim (reads only)."""
+    return audit_view(verified_view(ledger, anchor, rev=rev))
 
 
 __all__ = [
@@ -360,6 +345,7 @@ __all__ = [
     "Physics",
     "audit_entries",
     "audit_ledger",
+    "audit_view",
     "physics_of",
     "structured_marker",
     "verdict_text",

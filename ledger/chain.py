@@ -13,6 +13,7 @@ import orjson
 from ledger.canonical import canonical_bytes, check_json_safe, sha256_digest
 from ledger.envelope import PAYLOAD_TYPE, b64decode, sign_envelope
 from ledger.keys import SigningKey
+from ledger.statement import Predicate, Statement, Subject
 
 KINDS = ("genesis", "evidence", "reproduction", "import", "key-add", "key-revoke", "policy")
 
@@ -24,7 +25,7 @@ def utc_now() -> str:
 
 @dataclass
 class Entry:
-    """One ledger entry as stored: the canonical bytes and what they say."""
+    """One ledger entry as stored: the canonical bytes, and the statement they carry."""
 
     seq: int
     prev: str | None
@@ -33,55 +34,58 @@ class Entry:
     raw: bytes
     digest: str
     path: str = ""
-    _statement: dict[str, Any] | None = field(default=None, repr=False)
+    _document: dict[str, Any] | None = field(default=None, repr=False)
+    signer: str | None = None
+    """The keyid whose signature verified (set only by verification; None when unverified)."""
 
     @cached_property
-    def statement(self) -> dict[str, Any]:
-        """The decoded in-toto statement (the signed payload)."""
-        if self._statement is None:
+    def document(self) -> dict[str, Any]:
+        """The signed payload, decoded: the statement object exactly as signed."""
+        if self._document is None:
             doc = orjson.loads(b64decode(self.envelope["payload"]))
             if not isinstance(doc, dict):
                 raise ValueError("payload is not a JSON object")
-            self._statement = doc
-        return self._statement
+            self._document = doc
+        return self._document
+
+    @cached_property
+    def statement(self) -> Statement:
+        """The typed statement (see `ledger.statement`)."""
+        return Statement.from_dict(self.document)
+
+    def set_document(self, document: dict[str, Any]) -> None:
+        """Record the payload a verifier already decoded (no second decode)."""
+        self._document = document
+        self.__dict__.pop("document", None)
+        self.__dict__.pop("statement", None)
+
+    @property
+    def predicate(self) -> Predicate:
+        """The statement's typed predicate."""
+        return self.statement.predicate
 
     @property
     def predicate_type(self) -> str:
         """The statement's predicateType."""
-        return str(self.statement.get("predicateType", ""))
-
-    @property
-    def predicate(self) -> dict[str, Any]:
-        """The statement's predicate (empty dict if absent)."""
-        pred = self.statement.get("predicate")
-        return pred if isinstance(pred, dict) else {}
+        return self.statement.predicate_type
 
     @property
     def time(self) -> str:
         """When the entry was appended (from the signed ledger block)."""
-        return str(self.predicate.get("ledger", {}).get("time", ""))
-
-    @property
-    def runner(self) -> str | None:
-        """Runner name for runner evidence, the legacy schema_id for legacy evidence."""
-        runner = self.predicate.get("runner")
-        if isinstance(runner, dict) and isinstance(runner.get("name"), str):
-            return runner["name"]
-        schema_id = self.predicate.get("schema_id")
-        return schema_id if isinstance(schema_id, str) else None
+        binding = self.predicate.binding
+        return binding.time if binding is not None else ""
 
     @property
     def signer_keyids(self) -> list[str]:
-        """Keyids named by the envelope's signatures."""
+        """Keyids named by the envelope's signatures (unverified hints; see `signer`)."""
         return [
             s.get("keyid", "") for s in self.envelope.get("signatures", []) if isinstance(s, dict)
         ]
 
     @property
-    def subjects(self) -> list[dict[str, Any]]:
-        """The statement's subject list."""
-        subject = self.statement.get("subject")
-        return subject if isinstance(subject, list) else []
+    def subjects(self) -> tuple[Subject, ...]:
+        """The statement's subjects."""
+        return self.statement.subject
 
 
 def build_entry(
@@ -104,7 +108,7 @@ def build_entry(
     envelope = sign_envelope(payload, keys, PAYLOAD_TYPE)
     doc = {"seq": seq, "prev": prev, "kind": kind, "envelope": envelope}
     raw = canonical_bytes(doc)
-    return Entry(seq, prev, kind, envelope, raw, sha256_digest(raw), _statement=statement)
+    return Entry(seq, prev, kind, envelope, raw, sha256_digest(raw), _document=statement)
 
 
 def parse_entry(raw: bytes, path: str = "") -> Entry:

@@ -20,20 +20,33 @@ __all__ = [
     "MAX_SIGNATURES",
     "Checkpoint",
     "CheckpointError",
+    "Cosignature",
     "NoteSignature",
+    "add_cosignature",
     "add_signature",
+    "cosign_line",
+    "cosignature_key_id",
+    "cosigned_message",
+    "merge_signatures",
     "note_key_id",
     "parse_note",
+    "parse_vkey",
     "sign_note",
     "sign_text",
     "split_note",
+    "verify_cosignatures",
     "verify_note",
+    "vkey",
 ]
 
 ROOT_SIZE = 32
 MAX_SIGNATURES = 100  # the spec asks verifiers to accept at least 16
 _SIG_PREFIX = "\u2014 "  # em dash, space
 _ED25519_TYPE = b"\x01"
+_COSIGNATURE_TYPE = b"\x04"  # C2SP tlog-cosignature: timestamped Ed25519 cosignature/v1
+_COSIGNATURE_HEADER = b"cosignature/v1\n"
+_COSIGNATURE_BYTES = 8 + 64  # u64 big-endian timestamp || Ed25519 signature
+_MAX_TIMESTAMP = (1 << 63) - 1
 _MAX_SIZE = (1 << 64) - 1
 _DECIMAL = re.compile(r"0|[1-9][0-9]*", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
@@ -234,3 +247,140 @@ def verify_note(text: str, keys: Mapping[str, Ed25519PublicKey]) -> Checkpoint:
     if verified == 0:
         raise CheckpointError("no signature from a trusted key")
     return cp
+
+
+# ----------------------------------------------------------------------------- cosignatures
+# C2SP tlog-cosignature, Ed25519 cosignature/v1: key ID = SHA-256(name || 0x0A || 0x04 ||
+# pubkey)[:4]; the signature blob is u64-be timestamp || Ed25519 signature over
+# "cosignature/v1\ntime <decimal>\n" || the whole note text (extension lines included).
+
+
+@dataclass(frozen=True)
+class Cosignature:
+    """A cosignature that verified: who (name, public key bytes) and when (POSIX seconds)."""
+
+    name: str
+    public_key: bytes
+    timestamp: int
+
+
+def _raw(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def cosignature_key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
+    """Return the 4-byte cosignature key id SHA-256(name || 0x0A || 0x04 || pubkey)[:4]."""
+    _check_name(name)
+    return hashlib.sha256(
+        name.encode("utf-8") + b"\n" + _COSIGNATURE_TYPE + _raw(public_key)
+    ).digest()[:4]
+
+
+def cosigned_message(text: str, timestamp: int) -> bytes:
+    """Return the bytes a cosignature/v1 signs for note text at a timestamp."""
+    if isinstance(timestamp, bool) or not 0 <= timestamp <= _MAX_TIMESTAMP:
+        raise CheckpointError(f"cosignature timestamp {timestamp!r} out of range")
+    return _COSIGNATURE_HEADER + f"time {timestamp}\n".encode("ascii") + text.encode("utf-8")
+
+
+def cosign_line(note: str, name: str, private_key: Ed25519PrivateKey, timestamp: int) -> str:
+    """Return one cosignature/v1 signature line (with newline) over the note's text."""
+    text, _ = split_note(note)
+    key_id = cosignature_key_id(name, private_key.public_key())
+    sig = private_key.sign(cosigned_message(text, timestamp))
+    return NoteSignature(name, key_id, timestamp.to_bytes(8, "big") + sig).line()
+
+
+def add_cosignature(note: str, name: str, private_key: Ed25519PrivateKey, timestamp: int) -> str:
+    """Return the note with one cosignature/v1 line appended (replacing an older one by it)."""
+    key_id = cosignature_key_id(name, private_key.public_key())
+    kept = [s for s in split_note(note)[1] if (s.name, s.key_id) != (name, key_id)]
+    text = split_note(note)[0]
+    return (
+        text
+        + "\n"
+        + "".join(s.line() for s in kept)
+        + cosign_line(note, name, private_key, timestamp)
+    )
+
+
+def merge_signatures(note: str, other: str) -> str:
+    """Add to `note` the signature lines of `other` that it lacks.
+
+    `other` is either a signed note over the same text or bare signature lines (the body of a
+    C2SP tlog-witness add-checkpoint response). Nothing is verified here.
+    """
+    text, sigs = split_note(note)
+    if other.startswith(_SIG_PREFIX):
+        other_sigs = split_note(text + "\n" + other)[1]
+    else:
+        other_text, other_sigs = split_note(other)
+        if other_text != text:
+            raise CheckpointError("the other note signs a different checkpoint text")
+    have = {s.line() for s in sigs}
+    new = [s for s in other_sigs if s.line() not in have]
+    if len(sigs) + len(new) > MAX_SIGNATURES:
+        raise CheckpointError(f"note would have more than {MAX_SIGNATURES} signatures")
+    return note + "".join(s.line() for s in new)
+
+
+def verify_cosignatures(
+    note: str, witnesses: Mapping[str, Ed25519PublicKey] | list[Ed25519PublicKey]
+) -> list[Cosignature]:
+    """Return the valid cosignatures by the given witness keys, one per distinct key.
+
+    A witness key is matched to a signature line through the line's name (the cosignature
+    key id commits to name and key), so a bare list of public keys works too. As in
+    golang.org/x/mod/sumdb/note: lines of unknown keys are ignored, repeated lines of one key
+    are ignored, and a line of a known key that does not verify rejects the whole note.
+    """
+    text, sigs = split_note(note)
+    keys = list(witnesses.values()) if isinstance(witnesses, Mapping) else list(witnesses)
+    names = set(witnesses) if isinstance(witnesses, Mapping) else None
+    found: dict[bytes, Cosignature] = {}
+    seen: set[tuple[str, bytes]] = set()
+    for sig in sigs:
+        if names is not None and sig.name not in names:
+            continue
+        match = [k for k in keys if cosignature_key_id(sig.name, k) == sig.key_id]
+        if not match or (sig.name, sig.key_id) in seen:
+            continue
+        seen.add((sig.name, sig.key_id))
+        key = match[0]
+        blob = sig.signature
+        if len(blob) != _COSIGNATURE_BYTES:
+            raise CheckpointError(f"cosignature by known witness {sig.name!r} does not verify")
+        timestamp = int.from_bytes(blob[:8], "big")
+        try:
+            key.verify(blob[8:], cosigned_message(text, timestamp))
+        except (InvalidSignature, CheckpointError):
+            raise CheckpointError(
+                f"cosignature by known witness {sig.name!r} does not verify"
+            ) from None
+        found.setdefault(_raw(key), Cosignature(sig.name, _raw(key), timestamp))
+    return list(found.values())
+
+
+def vkey(name: str, public_key: Ed25519PublicKey, *, cosigner: bool = False) -> str:
+    """Return the C2SP signed-note verifier key `name+hex(keyid)+base64(type || pubkey)`."""
+    kind = _COSIGNATURE_TYPE if cosigner else _ED25519_TYPE
+    key_id = cosignature_key_id(name, public_key) if cosigner else note_key_id(name, public_key)
+    blob = base64.b64encode(kind + _raw(public_key)).decode("ascii")
+    return f"{name}+{key_id.hex()}+{blob}"
+
+
+def parse_vkey(text: str) -> tuple[str, Ed25519PublicKey, bool]:
+    """Parse a verifier key; return (name, public key, is_cosigner). Checks the key id."""
+    name, sep, rest = text.strip().partition("+")
+    hash_hex, sep2, blob = rest.partition("+")
+    if not sep or not sep2 or len(hash_hex) != 8:
+        raise CheckpointError("not a verifier key (name+keyid+base64)")
+    raw = _b64decode(blob, "verifier key")
+    if len(raw) != 33 or raw[:1] not in (_ED25519_TYPE, _COSIGNATURE_TYPE):
+        raise CheckpointError("verifier key is not an Ed25519 note or cosignature key")
+    public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
+    cosigner = raw[:1] == _COSIGNATURE_TYPE
+    expected = vkey(name, public_key, cosigner=cosigner).split("+")[1]
+    if expected != hash_hex:
+        raise CheckpointError("verifier key id does not match its name and key")
+    return name, public_key, cosigner

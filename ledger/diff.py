@@ -8,6 +8,7 @@ from typing import Any
 
 from ledger.chain import Entry
 from ledger.evidence import direction, metrics_of, predicate_of, runner_of
+from ledger.statement import Legacy, RunnerEvidence
 
 SECTIONS = ("params", "metrics", "rows", "environment", "subjects")
 ROW_KEYS = ("name", "matrix", "tensor", "layer")
@@ -185,17 +186,16 @@ def _row_key(row: dict[str, Any]) -> str | None:
     return next((k for k in ROW_KEYS if isinstance(row.get(k), str)), None)
 
 
-def _rows(predicate: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _rows(entry: Entry) -> dict[str, dict[str, Any]]:
     """Per-matrix rows by name (first of name/matrix/tensor/layer; else their position)."""
-    rows = predicate.get("rows")
-    if not isinstance(rows, list):
+    pred = predicate_of(entry)
+    if not isinstance(pred, RunnerEvidence):
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for i, row in enumerate(rows):
-        if isinstance(row, dict):
-            key = _row_key(row)
-            name = str(row[key]) if key else f"#{i}"
-            out[name] = {k: v for k, v in row.items() if k != key}
+    for i, row in enumerate(pred.rows):
+        key = _row_key(dict(row))
+        name = str(row[key]) if key else f"#{i}"
+        out[name] = {k: v for k, v in row.items() if k != key}
     return out
 
 
@@ -219,30 +219,24 @@ def diff_rows(old: dict[str, Any], new: dict[str, Any]) -> tuple[RowDiff, ...]:
 
 def _params(entry: Entry) -> dict[str, Any]:
     pred = predicate_of(entry)
-    params = pred.get("params")
-    return _flatten(params) if isinstance(params, dict) else {}
+    return _flatten(dict(pred.params)) if isinstance(pred, RunnerEvidence) else {}
 
 
 def _environment(entry: Entry) -> dict[str, Any]:
     pred = predicate_of(entry)
-    env = pred.get("environment")
-    if not isinstance(env, dict) and isinstance(pred.get("document"), dict):
-        env = pred["document"].get("env")  # legacy POC files keep it under `env`
-    return _flatten(env) if isinstance(env, dict) else {}
+    if isinstance(pred, RunnerEvidence):
+        return _flatten(dict(pred.environment))
+    if isinstance(pred, Legacy):
+        env = pred.document.get("env")  # legacy POC files keep it under `env`
+        return _flatten(env) if isinstance(env, dict) else {}
+    return {}
 
 
 def _subjects(entry: Entry) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for i, s in enumerate(entry.subjects):
-        if not isinstance(s, dict):
-            continue
-        name = str(s.get("name", f"#{i}"))
-        digest = s.get("digest")
-        out[name] = (
-            "sha256:" + str(digest["sha256"])
-            if isinstance(digest, dict) and "sha256" in digest
-            else json.dumps(digest, sort_keys=True)
-        )
+        name = s.name if s.name is not None else f"#{i}"
+        out[name] = "sha256:" + s.sha256 if s.sha256 else json.dumps(dict(s.digest), sort_keys=True)
     return out
 
 
@@ -264,7 +258,7 @@ def diff_entries(a: Entry, b: Entry) -> EntryDiff:
         b=entry_ref(b),
         params=compare_maps(_params(a), _params(b)),
         metrics=compare_maps(dict(metrics_of(a)), dict(metrics_of(b)), directional=True),
-        rows=diff_rows(_rows(predicate_of(a)), _rows(predicate_of(b))),
+        rows=diff_rows(_rows(a), _rows(b)),
         environment=compare_maps(_environment(a), _environment(b)),
         subjects=compare_maps(_subjects(a), _subjects(b)),
         notes=tuple(notes),

@@ -7,7 +7,9 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.keys import SigningKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.keys import SigningKey, verify_signature
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -30,6 +32,20 @@ def b64decode(text: str) -> bytes:
         return base64.b64decode(padded, validate=True)
     except binascii.Error as e:
         raise ValueError(f"bad base64: {e}") from e
+
+
+def b64decode_canonical(text: Any) -> bytes:
+    """Decode base64 that must be exactly what `b64encode` writes (standard alphabet, padded,
+    nothing after the padding): one byte string has one encoding, so entries are unmalleable."""
+    if not isinstance(text, str):
+        raise ValueError("base64 field is not a string")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except binascii.Error as e:
+        raise ValueError(f"bad base64: {e}") from e
+    if base64.b64encode(data).decode("ascii") != text:
+        raise ValueError("base64 is not in its canonical form (padding or trailing bits)")
+    return data
 
 
 def b64encode(data: bytes) -> str:
@@ -62,6 +78,26 @@ class ParsedEnvelope:
     def message(self) -> bytes:
         """The bytes the signatures cover."""
         return pae(self.payload_type, self.payload)
+
+
+def verify_foreign(envelope: Any, keys: dict[str, Ed25519PublicKey]) -> str:
+    """The keyid (of `keys`) whose signature on a foreign DSSE envelope verifies.
+
+    DSSE keyids are unauthenticated hints (other tools compute them differently): a signature
+    naming a known keyid is tried with that key, any other with each key. Raises ValueError if
+    no signature verifies.
+    """
+    parsed = parse_envelope(envelope)
+    message = parsed.message()
+    for hint, sig in parsed.signatures:
+        if sig is None:
+            continue
+        candidates = [hint] if hint in keys else list(keys)
+        for keyid in candidates:
+            if verify_signature(keys[keyid], sig, message):
+                return keyid
+    named = ", ".join(k[:16] + "…" for k, _ in parsed.signatures if k) or "no keyid"
+    raise ValueError(f"no signature verifies under the given key(s) (envelope names {named})")
 
 
 def parse_envelope(envelope: Any) -> ParsedEnvelope:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import operator
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import schemas
 from ledger.chain import Entry
@@ -23,7 +25,11 @@ from ledger.evidence import (
     runner_of,
 )
 from ledger.metricnames import ALIASES, with_aliases
-from ledger.ratedistortion import physics_of, settle
+from ledger.ratedistortion import FAILING, physics_of, settle
+from ledger.statement import PolicyDoc
+
+if TYPE_CHECKING:
+    from ledger.view import VerifiedView
 
 POLICY_SCHEMA = "policy.v1.schema.json"
 POLICY_DIR = "policies"
@@ -41,7 +47,7 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
 #: runners of ours that produce evidence
 RUNNERS = ("static", "pareto", "pq", "hessian", "proxy", "entropy", "memory", "ecsq", "tcq")
 #: names allowed after PREDICATE_PREFIX in a selector's predicate_type
-PREDICATE_NAMES = (*RUNNERS, "legacy", "import", "reproduction")
+PREDICATE_NAMES = (*RUNNERS, "evidence", "legacy", "import", "reproduction", "policy")
 KINDS = ("evidence", "import", "reproduction")
 SELECTS = ("latest", "best")
 ORDERS = ("max", "min")
@@ -161,14 +167,8 @@ class Selector:
             return False
         if self.runners and runner_of(entry) not in self.runners:
             return False
-        if self.subject is not None:
-            digests = {
-                s.get("digest", {}).get("sha256")
-                for s in entry.subjects
-                if isinstance(s, dict) and isinstance(s.get("digest"), dict)
-            }
-            if self.subject not in digests:
-                return False
+        if self.subject is not None and self.subject not in entry.statement.subject_digests:
+            return False
         return True
 
     def describe(self) -> str:
@@ -200,6 +200,10 @@ class Policy:
     claims: tuple[Claim, ...]
     source: str = ""
     warnings: tuple[str, ...] = ()
+    signed: bool = False
+    """True for a verified policy entry (or the packaged one); False for a file given by path."""
+    sha256: str = ""
+    """sha256 (hex) of the policy's exact TOML bytes."""
 
 
 class PolicyError(InputError):
@@ -221,6 +225,24 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 def _known_metric(name: str) -> bool:
     return name in KNOWN_METRICS or any(p.fullmatch(name) for p in KNOWN_METRIC_PATTERNS)
+
+
+#: the largest magnitude a threshold may have (a 5000-digit integer is no threshold)
+MAX_THRESHOLD = 1e15
+
+
+def _out_of_range(metric: str, value: float) -> str:
+    """Why a numeric threshold cannot be meant (empty if it is fine)."""
+    if not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if abs(value) > MAX_THRESHOLD:
+        return f"{value:.3g} is out of range (|value| <= {MAX_THRESHOLD:g})"
+    quantity = metric.split("_at_", 1)[0]  # ratio_at_cos_094 is a ratio, not a cosine
+    if re.search(r"(^|_)cos(_|$)", quantity) and not -1.0 <= value <= 1.0:
+        return f"{value:g} is not a cosine (between -1 and 1)"
+    if re.search(r"(^|_)(ratio|bytes|rss|mb)(_|$)", quantity) and value < 0:
+        return f"{value:g} cannot be negative for {metric}"
+    return ""
 
 
 def _check_problems(doc: Any, where: str, problems: list[str], warnings: list[str]) -> None:
@@ -249,6 +271,8 @@ def _check_problems(doc: Any, where: str, problems: list[str], warnings: list[st
             )
         elif isinstance(value, bool) and op in OPS and op not in ("==", "!="):
             problems.append(f"{where}: op {op!r} cannot compare a boolean; use == or !=")
+        elif not isinstance(value, bool) and (reason := _out_of_range(str(metric), value)):
+            problems.append(f"{where}.value: {reason}")
 
 
 def _selector_problems(doc: Any, where: str, problems: list[str], warnings: list[str]) -> None:
@@ -424,7 +448,9 @@ def packaged_policy_text(name: str) -> bytes:
     res = resources.files("ledger") / POLICY_DIR / f"{name}.toml"
     if not res.is_file():
         raise InputError(
-            f"no policy named {name!r} (packaged: {', '.join(packaged_policy_names())})"
+            f"no verified policy entry named {name!r} and no packaged one "
+            f"(packaged: {', '.join(packaged_policy_names())}; sign yours with "
+            "`evledger policy add FILE`)"
         )
     return res.read_bytes()
 
@@ -434,17 +460,84 @@ def packaged_policy_files() -> dict[str, bytes]:
     return {f"{POLICY_DIR}/{n}.toml": packaged_policy_text(n) for n in packaged_policy_names()}
 
 
-def resolve_policy(spec: str | None, ledger: Any | None = None, rev: str = "HEAD") -> Policy:
-    """A policy by file path, or by name: the ledger's policies/NAME.toml, else the packaged one."""
+def resolve_policy(
+    spec: str | None, view: VerifiedView | None = None, *, ledger: Any | None = None
+) -> Policy:
+    """The policy a gate runs: a file given by path (unsigned, and said so with its sha256),
+    else by name (default v37) the newest *verified* `policy` entry of that name in the view,
+    else the packaged one. An unsigned `policies/NAME.toml` committed in the ledger is never
+    used implicitly; if it differs from the policy used, a warning says so."""
     if spec is not None and (spec.endswith(".toml") or "/" in spec or Path(spec).is_file()):
-        return load_policy_file(Path(spec))
+        path = Path(spec)
+        if not path.is_file():
+            raise InputError("no such policy file", path=path)
+        data = path.read_bytes()
+        where = f"unsigned file {path} (sha256:{hashlib.sha256(data).hexdigest()[:16]})"
+        return _with(parse_policy(data, source=where, path=path), signed=False, data=data)
     name = spec or DEFAULT_POLICY
-    if ledger is not None and ledger.store.resolve(rev) is not None:
-        data = ledger.store.read_path(rev, f"{POLICY_DIR}/{name}.toml")
-        if data is not None:
-            where = f"{POLICY_DIR}/{name}.toml"
-            return parse_policy(data, source=f"ledger:{where}", path=where)
-    return parse_policy(packaged_policy_text(name), source=f"packaged:{name}", path=f"{name}.toml")
+    signed = _signed_policy(name, view) if view is not None else None
+    if signed is not None:
+        policy = signed
+    else:
+        data = packaged_policy_text(name)
+        where = f"packaged {name} (sha256:{hashlib.sha256(data).hexdigest()[:16]})"
+        policy = _with(
+            parse_policy(data, source=where, path=f"{name}.toml"), signed=True, data=data
+        )
+    if ledger is not None:
+        policy = _warn_unused_file(policy, name, ledger, view)
+    return policy
+
+
+def _with(policy: Policy, *, signed: bool, data: bytes) -> Policy:
+    return replace(policy, signed=signed, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _signed_policy(name: str, view: VerifiedView) -> Policy | None:
+    """The newest verified `policy` entry named `name` (its TOML text parsed and validated)."""
+    for entry in reversed(view.entries):
+        pred = entry.predicate
+        if entry.kind == "policy" and isinstance(pred, PolicyDoc) and pred.name == name:
+            data = pred.text.encode("utf-8")
+            where = f"signed policy entry seq {entry.seq} ({entry.digest[:19]})"
+            return _with(
+                parse_policy(data, source=where, path=f"seq {entry.seq}"), signed=True, data=data
+            )
+    return None
+
+
+def _warn_unused_file(policy: Policy, name: str, ledger: Any, view: VerifiedView | None) -> Policy:
+    rev = view.rev if view is not None else "HEAD"
+    if ledger.store.resolve(rev) is None:
+        return policy
+    data = ledger.store.read_path(rev, f"{POLICY_DIR}/{name}.toml")
+    if data is None or hashlib.sha256(data).hexdigest() == policy.sha256:
+        return policy
+    note = (
+        f"{POLICY_DIR}/{name}.toml in the ledger is an unsigned file that differs from the "
+        f"policy used and was NOT used; sign it with `evledger policy add {POLICY_DIR}/{name}.toml`"
+    )
+    return replace(policy, warnings=(*policy.warnings, note))
+
+
+def policy_statement(path: Path) -> dict[str, Any]:
+    """The statement of a `policy` entry: a validated policy file's exact text, signed."""
+    data = path.read_bytes() if path.is_file() else b""
+    if not data:
+        raise InputError("no such policy file", path=path)
+    policy = parse_policy(data, source=str(path), path=path)
+    digest = hashlib.sha256(data).hexdigest()
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": f"policy:{policy.name}", "digest": {"sha256": digest}}],
+        "predicateType": schemas.predicate_type("policy"),
+        "predicate": {
+            "name": policy.name,
+            "description": policy.description,
+            "text": data.decode("utf-8"),
+            "sha256": digest,
+        },
+    }
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -517,6 +610,10 @@ class GateResult:
     entries: int
     rev: str = "HEAD"
     warnings: list[str] = field(default_factory=list)
+    policy_signed: bool = False
+    policy_sha256: str = ""
+    trust: dict[str, Any] = field(default_factory=dict)
+    """The verified view's trust block (anchor, N of M verified, exclusions)."""
 
     @property
     def outcome(self) -> str:
@@ -588,10 +685,10 @@ def evaluate_claim(claim: Claim, entries: Iterable[Entry]) -> ClaimResult:
     result.source = SourceRef(entry.seq, entry.digest, runner_of(entry), entry.kind, entry.time)
     result.metrics = metrics
     result.checks = [check.evaluate(metrics) for check in claim.checks]
-    # evidence that beats its data-dependent bound, or is above the Gaussian reference with
-    # no such bound and no reproduction from another key, cannot pass a gate
+    # evidence that beats its data-dependent bound, contradicts itself, or is above the
+    # Gaussian reference with no such bound and no reproduction by another key cannot pass
     physics = settle(physics_of(entry), entry, items)
-    if physics.status in ("implausible", "needs-reproduction"):
+    if physics.status in FAILING:
         result.physics = physics.note
     ok = all(c.ok for c in result.checks) and not result.physics
     result.state = "pass" if ok else "fail"
@@ -599,18 +696,40 @@ def evaluate_claim(claim: Claim, entries: Iterable[Entry]) -> ClaimResult:
 
 
 def evaluate(policy: Policy, entries: Iterable[Entry], *, rev: str = "HEAD") -> GateResult:
-    """Evaluate every claim; GO only if every required claim passes."""
+    """Evaluate every claim over `entries` (verified ones: see `evaluate_view`); GO only if
+    every required claim passes."""
     items = [e for e in entries if e.kind in KINDS]
     count = len(items)
     claims = [evaluate_claim(c, items) for c in policy.claims]
     go = all(not c.blocking for c in claims)
-    return GateResult(policy.name, policy.source, go, claims, count, rev, list(policy.warnings))
+    return GateResult(
+        policy.name,
+        policy.source,
+        go,
+        claims,
+        count,
+        rev,
+        list(policy.warnings),
+        policy.signed,
+        policy.sha256,
+    )
 
 
-def evaluate_ledger(ledger: Any, policy: Policy | None = None, *, rev: str = "HEAD") -> GateResult:
-    """Evaluate a policy (default: the ledger's v37, else the packaged one) at a git revision."""
-    policy = policy or resolve_policy(None, ledger, rev)
-    return evaluate(policy, ledger.entries(rev), rev=rev)
+def evaluate_ledger(
+    ledger: Any, policy: Policy | None = None, *, rev: str = "HEAD", anchor: Any = None
+) -> GateResult:
+    """Verify the ledger at `rev` and evaluate a policy (default v37) over what verified."""
+    from ledger.view import verified_view
+
+    view = verified_view(ledger, anchor, rev=rev)
+    return evaluate_view(view, policy or resolve_policy(None, view, ledger=ledger))
+
+
+def evaluate_view(view: VerifiedView, policy: Policy) -> GateResult:
+    """Evaluate a policy over the verified entries of a view (excluded ones never count)."""
+    result = evaluate(policy, view.entries, rev=view.rev)
+    result.trust = view.trust_json()
+    return result
 
 
 @dataclass
@@ -650,6 +769,7 @@ __all__ = [
     "evaluate",
     "evaluate_claim",
     "evaluate_ledger",
+    "evaluate_view",
     "gate_changes",
     "load_policy_file",
     "packaged_policy_files",

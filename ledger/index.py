@@ -19,12 +19,17 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ledger.chain import Entry, parse_entry
+from ledger.evidence import metrics_of, predicate_type_of, runner_of
+from ledger.statement import Reproduction
 from ledger.store import Store
+
+if TYPE_CHECKING:
+    from ledger.view import VerifiedView
 
 FORMAT = 1
 CACHE_DIR = "evledger"
@@ -108,98 +113,50 @@ def _number(value: Any) -> float | int | bool | None:
 
 
 def _metrics_of(entry: Entry) -> dict[str, Any]:
-    """The flat metrics of an entry (ledger.evidence when present, else a local reading)."""
+    """The flat metrics of an entry (the one legacy mapping lives in ledger.evidence)."""
     try:
-        from ledger.evidence import metrics_of
-    except ImportError:
-        metrics_of = None
-    if metrics_of is not None:
-        try:
-            return dict(metrics_of(entry))
-        except (KeyError, TypeError, ValueError):
-            return {}
-    pred = entry.predicate
-    metrics = pred.get("metrics")
-    if isinstance(metrics, dict):
-        return metrics
-    doc = pred.get("document")
-    if isinstance(doc, dict):
-        summary = doc.get("summary") if isinstance(doc.get("summary"), dict) else {}
-        out = dict(summary)
-        if "ratio_fp16_effective_min" in summary:
-            out["ratio_fp16_effective"] = summary["ratio_fp16_effective_min"]
-        results = doc.get("compression_results")
-        if isinstance(results, dict):
-            out.setdefault("ratio_fp16_effective", results.get("compression_ratio"))
-            out.setdefault("cos_min", results.get("cosine_similarity"))
-        return out
-    return {}
-
-
-def _target_of(pred: dict[str, Any]) -> str:
-    """The digest a reproduction points at (best effort over the likely field names)."""
-    for key in ("claim", "reproduces", "target", "of"):
-        value = pred.get(key)
-        if isinstance(value, str) and value.startswith("sha256:"):
-            return value
-        if isinstance(value, dict):
-            for sub in ("digest", "entry"):
-                inner = value.get(sub)
-                if isinstance(inner, str) and inner.startswith("sha256:"):
-                    return inner
-    return ""
+        return dict(metrics_of(entry))
+    except (KeyError, TypeError, ValueError):
+        return {}
 
 
 def row_of(entry: Entry, blob: str = "") -> IndexRow:
     """The index row of one parsed entry (never raises on odd statements)."""
     try:
-        statement_ok = isinstance(entry.statement, dict)
+        pred = entry.predicate
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        statement_ok = False
-    if not statement_ok:
         return IndexRow(
-            entry.seq,
-            entry.digest,
-            entry.kind,
-            "",
-            "?",
-            "",
-            "",
-            _first_keyid(entry),
-            blob,
-            "",
-            "",
-            {},
-        )
-    pred = entry.predicate
+            entry.seq, entry.digest, entry.kind, "", "?", "", "", _first_keyid(entry), blob,
+            "", "", {},
+        )  # fmt: skip
     subjects = entry.subjects
-    subject = ""
-    if subjects and isinstance(subjects[0], dict):
-        subject = str(subjects[0].get("name", ""))
     raw_metrics = _metrics_of(entry)
     metrics = {}
     for name in HEADLINE:
         value = _number(raw_metrics.get(name))
         if value is not None:
             metrics[name] = value
-    verdict = pred.get("verdict")
+    claim = pred.claim if isinstance(pred, Reproduction) else None
     return IndexRow(
         seq=entry.seq,
         digest=entry.digest,
         kind=entry.kind,
-        runner=str(entry.runner or ""),
-        ptype=_short_ptype(entry.predicate_type),
-        subject=subject,
+        runner=str(runner_of(entry) or ""),
+        ptype=_short_ptype(predicate_type_of(entry)),
+        subject=(subjects[0].name or "") if subjects else "",
         time=entry.time,
         keyid=_first_keyid(entry),
         blob=blob,
-        target=_target_of(pred),
-        verdict=verdict if isinstance(verdict, str) else "",
+        target=(claim.digest or "") if claim is not None else "",
+        verdict=pred.verdict if isinstance(pred, Reproduction) else "",
         metrics=metrics,
     )
 
 
 def _first_keyid(entry: Entry) -> str:
+    """The verified signer when known, else (unverified) the first keyid the envelope names."""
+    if entry.signer:
+        return entry.signer
     keyids = entry.signer_keyids
     return str(keyids[0]) if keyids else ""
 
@@ -468,4 +425,34 @@ def load_index(
     return index
 
 
-__all__ = ["HEADLINE", "Index", "IndexRow", "cached_index", "load_index", "row_of"]
+def checked_index(index: Index, view: VerifiedView) -> tuple[Index, int]:
+    """The index with every verified entry's row recomputed from the verified entry; returns
+    it and how many rows of `index` (cache or not) said something else. The cache is checked,
+    never trusted: whatever it claimed about a verified entry is replaced."""
+    verified = {e.seq: e for e in view.entries}
+    rows, differed = [], 0
+    for i in range(len(index)):
+        cached = index.row(i)
+        entry = verified.get(cached.seq)
+        if entry is None:
+            rows.append(cached)  # excluded or unreadable: shown, marked as not verified
+            continue
+        fresh = row_of(entry, cached.blob)
+        differed += fresh != cached
+        rows.append(fresh)
+    listed = {index.row(i).seq for i in range(len(index))}
+    missing = [row_of(e) for s, e in verified.items() if s not in listed]
+    differed += len(missing)
+    rows = sorted(rows + missing, key=lambda r: r.seq)
+    return (Index.from_rows(index.commit, rows) if differed else index), differed
+
+
+__all__ = [
+    "HEADLINE",
+    "Index",
+    "IndexRow",
+    "cached_index",
+    "checked_index",
+    "load_index",
+    "row_of",
+]

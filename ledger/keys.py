@@ -142,7 +142,13 @@ def load_key(
     check_name(name)
     key_path = (directory or keys_dir()) / f"{name}.key"
     if not key_path.is_file():
-        raise SigningKeyError(f"no private key named {name!r} (looked in {key_path.parent})")
+        local = [n for n, _ in list_keys(directory)]
+        hint = (
+            f"; choose one with --key NAME or EVLEDGER_KEY (you have: {', '.join(local)})"
+            if local
+            else "; create one with `evledger keys generate NAME`"
+        )
+        raise SigningKeyError(f"no private key named {name!r} (looked in {key_path.parent}){hint}")
     if key_path.stat().st_mode & 0o077:
         raise SigningKeyError(f"{key_path} is readable by others; run: chmod 600 {key_path}")
     data = key_path.read_bytes()

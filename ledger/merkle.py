@@ -11,6 +11,7 @@ __all__ = [
     "Frontier",
     "ProofError",
     "consistency_proof",
+    "consistency_proof_from_frontier",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
@@ -109,6 +110,45 @@ def consistency_proof(leaf_hashes: Sequence[bytes], size1: int) -> list[bytes]:
     if size1 == size2:
         return []
     return _subproof(leaf_hashes, size1, 0, size2, True)
+
+
+def consistency_proof_from_frontier(old: Frontier, new_leaves: Sequence[bytes]) -> list[bytes]:
+    """The consistency proof from the tree `old` to `old` + `new_leaves`, without old leaves.
+
+    Every hash of an RFC 6962 consistency proof is either a perfect subtree of the old tree
+    on its right edge (one of the frontier's hashes) or a subtree of new leaves only, so the
+    cost is O(len(new_leaves) + log n): what a witness needs when a log grew a little.
+    """
+    _check_hashes(new_leaves, "new_leaves")
+    m, n = old.size, old.size + len(new_leaves)
+    if not 0 < m <= n:
+        raise ValueError(f"consistency proof needs 0 < size1 <= size2, got {m}, {n}")
+    if m == n:
+        return []
+    known: dict[tuple[int, int], bytes] = {}
+    lo = 0
+    for bit in reversed(range(m.bit_length())):
+        if m >> bit & 1:
+            known[(lo, lo + (1 << bit))] = old.hashes()[len(known)]
+            lo += 1 << bit
+
+    def mth(lo: int, hi: int) -> bytes:
+        if lo >= m:
+            return _mth(new_leaves, lo - m, hi - m)
+        if (lo, hi) not in known:
+            raise ValueError(f"subtree [{lo}, {hi}) is not on the old tree's frontier")
+        return known[(lo, hi)]
+
+    def sub(k_m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
+        size = hi - lo
+        if k_m == size:
+            return [] if complete else [mth(lo, hi)]
+        k = _split(size)
+        if k_m <= k:
+            return [*sub(k_m, lo, lo + k, complete), mth(lo + k, hi)]
+        return [*sub(k_m - k, lo + k, hi, False), mth(lo, lo + k)]
+
+    return sub(m, 0, n, True)
 
 
 def _check_proof(proof: Sequence[bytes]) -> None:

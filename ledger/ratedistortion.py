@@ -14,7 +14,9 @@ So a claim is judged as follows (`physics_of`):
   if the ratio does not beat that bound by more than its error, else `implausible`;
 - above it without such a bound: `needs-reproduction` (not `implausible`); a verified
   reproduction signed by another key settles it (`settle`);
-- evidence that marks its data as structured/synthetic: `structured`.
+- evidence that marks its data as structured/synthetic: `structured`;
+- figures that contradict each other (cos_min above cos_mean): `contradictory`; a
+  (numerically) lossless claim is held against the lossless limit for fp16 weights.
 See docs/physics.md for the reasoning and the measured figures.
 """
 
@@ -30,6 +32,14 @@ from ledger.evidence import metrics_of, predicate_of
 SOURCE_BITS = 16
 #: numeric slack so a ratio equal to the bound is not flagged by float rounding
 BOUND_SLACK = 1e-9
+#: a cosine this close to 1 is (numerically) lossless: judged against the lossless limit
+LOSSLESS_COS = 1 - 1e-9
+#: lossless coding of fp16 weights: their bit patterns carry well over 8 bits of entropy per
+#: weight (sign, exponent and mantissa of trained weights are far from constant), so more
+#: than 2x without loss is implausible for weights that are not structured
+LOSSLESS_RATIO_LIMIT = 2.0
+#: statuses that make a claim fail a gate and an audit (needs-reproduction until settled)
+FAILING = frozenset({"implausible", "contradictory", "needs-reproduction"})
 
 
 def bound_bits(cos: float) -> float:
@@ -55,6 +65,7 @@ gaussian_ratio = bound_ratio
 
 STATUSES = (
     "within-bound",
+    "contradictory",
     "within-data-bound",
     "needs-reproduction",
     "reproduced",
@@ -82,7 +93,7 @@ STRUCTURED_KEYS = ("structured", "synthetic")
 
 def structured_marker(entry: Entry) -> str | None:
     """Where the evidence says its data is structured/synthetic (None if it does not)."""
-    pred = predicate_of(entry)
+    pred = predicate_of(entry).raw  # the marker may sit in any block a runner writes
     places: list[tuple[str, Any]] = [
         ("rate_distortion", pred.get("rate_distortion")),
         ("environment", pred.get("environment")),
@@ -143,7 +154,7 @@ def combine_bounds(parts: list[tuple[int, float, float]]) -> DataBound:
 
 def data_bound_of(entry: Entry) -> DataBound | None:
     """The data-dependent bound the evidence records (rate_distortion.data_bound), if sound."""
-    rd = predicate_of(entry).get("rate_distortion")
+    rd = predicate_of(entry).raw.get("rate_distortion")
     block = rd.get("data_bound") if isinstance(rd, dict) else None
     if not isinstance(block, dict):
         return None
@@ -163,6 +174,17 @@ def physics_of(entry: Entry) -> Physics:
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (ratio, cos)):
         return Physics("not-applicable", note="")
     ratio, cos = float(ratio), float(cos)  # type: ignore[arg-type]
+    mean = m.get("cos_mean")
+    if isinstance(mean, int | float) and not isinstance(mean, bool) and cos > float(mean) + 1e-12:
+        return Physics(
+            "contradictory",
+            ratio,
+            cos,
+            note=f"cos_min {cos:g} exceeds cos_mean {float(mean):g}: the figures contradict "
+            "each other",
+        )
+    if cos >= LOSSLESS_COS:
+        return _lossless(entry, ratio, cos)
     bits = bound_bits(cos)
     bound = bound_ratio(cos)
     physics = Physics(
@@ -216,7 +238,7 @@ def settle(physics: Physics, claim: Entry, entries: list[Entry]) -> Physics:
     for e in entries:
         if e.kind != "reproduction":
             continue
-        pred = predicate_of(e)
+        pred = predicate_of(e).raw
         ref = pred.get("claim")
         if not isinstance(ref, dict) or ref.get("digest") != claim.digest:
             continue
@@ -234,4 +256,21 @@ def settle(physics: Physics, claim: Entry, entries: list[Entry]) -> Physics:
             f"{physics.note.split(' and records')[0]}; reproduced by seq {e.seq} (another key)",
             again.data_bound_ratio,
         )
+    return physics
+
+
+def _lossless(entry: Entry, ratio: float, cos: float) -> Physics:
+    """A (numerically) lossless claim, judged against the lossless limit for fp16 weights."""
+    physics = Physics("within-bound", ratio, cos, LOSSLESS_RATIO_LIMIT, None)
+    if ratio <= LOSSLESS_RATIO_LIMIT:
+        return physics
+    excess = (
+        f"ratio {ratio:g} at cos {cos:g} (lossless) exceeds the lossless limit "
+        f"{LOSSLESS_RATIO_LIMIT:g}x for fp16 weights"
+    )
+    marker = structured_marker(entry)
+    if marker:
+        physics.status, physics.note = "structured", f"{excess}; marked structured ({marker})"
+    else:
+        physics.status, physics.note = "implausible", f"{excess}; implausible"
     return physics

@@ -18,7 +18,7 @@ from ledger.api import Ledger, Prepared
 from ledger.chain import Entry
 from ledger.envelope import STATEMENT_TYPE
 from ledger.errors import InputError, UsageError
-from ledger.evidence import inner_statement
+from ledger.statement import Import, RunnerEvidence, Statement
 from ledger.verify import Report as VerifyReport
 
 REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
@@ -114,10 +114,11 @@ def compare_metrics(
     return out
 
 
-def claim_statement(entry: Entry) -> dict[str, Any]:
+def claim_statement(entry: Entry) -> Statement:
     """The statement a claim makes: the entry's own, or the foreign one inside an import."""
-    if entry.kind == "import":
-        inner = inner_statement(entry)
+    pred = entry.predicate
+    if isinstance(pred, Import):
+        inner = pred.inner
         if inner is None:
             raise UsageError(f"seq {entry.seq}: the imported envelope is unreadable")
         return inner
@@ -129,12 +130,12 @@ def claim_ref(entry: Entry) -> dict[str, Any]:
     ref: dict[str, Any] = {
         "seq": entry.seq,
         "digest": entry.digest,
-        "predicate_type": str(claim_statement(entry).get("predicateType", "")),
+        "predicate_type": claim_statement(entry).predicate_type,
     }
-    if entry.kind == "import":
-        src = entry.predicate.get("source", {})
-        if isinstance(src, dict) and isinstance(src.get("digest"), str):
-            ref["imported_from"] = {k: src[k] for k in ("origin", "seq", "digest") if k in src}
+    pred = entry.predicate
+    if isinstance(pred, Import) and pred.source_digest:
+        src = pred.source
+        ref["imported_from"] = {k: src[k] for k in ("origin", "seq", "digest") if k in src}
     return ref
 
 
@@ -169,10 +170,12 @@ def build_reproduction(
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]], str]:
     """The reproduction statement from a claim entry and a re-run statement (pure)."""
     claim = claim_statement(claim_entry)
-    cpred = claim.get("predicate", {})
+    cpred = claim.predicate
+    claimed = cpred.raw_metrics if isinstance(cpred, RunnerEvidence) else cpred.metrics
     rpred = {k: v for k, v in rerun["predicate"].items() if k != "ledger"}
-    deltas = compare_metrics(cpred.get("metrics", {}), rpred.get("metrics", {}), tolerances)
-    cparams, rparams = cpred.get("params", {}), rpred.get("params", {})
+    deltas = compare_metrics(claimed, rpred.get("metrics", {}), tolerances)
+    cparams = dict(cpred.params) if isinstance(cpred, RunnerEvidence) else {}
+    rparams = rpred.get("params", {})
     changes = {
         k: {"claim": cparams.get(k), "reproduced": rparams.get(k)}
         for k in sorted(cparams)
@@ -189,7 +192,7 @@ def build_reproduction(
     }
     statement = {
         "_type": STATEMENT_TYPE,
-        "subject": claim.get("subject") or claim_entry.subjects,
+        "subject": [s.to_dict() for s in claim.subject or claim_entry.subjects],
         "predicateType": REPRODUCTION_TYPE,
         "predicate": predicate,
     }
@@ -227,19 +230,24 @@ def recheck_claims(
     """`verify --reproduce`: re-run every runner claim (appending nothing); a claim that
     diverges is a `not-reproduced` problem, one that cannot be re-run here (another runner
     version, its model file missing) is listed as skipped with the reason."""
-    claims = [e for e in ledger.entries() if e.kind == "evidence" and e.predicate.get("runner")]
+    claims = [
+        e
+        for e in ledger.view().entries
+        if e.kind == "evidence" and isinstance(e.predicate, RunnerEvidence) and e.predicate.runner
+    ]
     done, skipped = 0, []
     for entry in claims:
         if progress:
             progress(f"re-running seq {entry.seq}", done, len(claims))
-        made_with = entry.predicate["runner"]
+        made_with = entry.predicate.runner
+        assert made_with is not None
         try:
-            current = rerunner.version(str(made_with.get("name")))
+            current = rerunner.version(made_with.name)
         except (UsageError, ValueError) as e:
             skipped.append({"seq": entry.seq, "reason": str(e)})
             continue
-        if made_with.get("version") != current:
-            reason = f"made with {made_with.get('name')} {made_with.get('version')}; "
+        if made_with.version != current:
+            reason = f"made with {made_with.name} {made_with.version}; "
             skipped.append({"seq": entry.seq, "reason": reason + f"this evledger runs {current}"})
             continue
         try:
@@ -271,7 +279,7 @@ def reproduce(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Reproduction:
     """Re-run claim `ref` and append a `reproduction` entry with per-metric deltas."""
-    claim_entry = ledger.resolve(ref)
+    claim_entry = ledger.view().resolve(ref)  # only a claim that verifies is re-run
     if claim_entry.kind not in ("evidence", "import"):
         raise UsageError(f"seq {claim_entry.seq} is a {claim_entry.kind} entry, not a claim")
     rerun = rerunner.rerun(

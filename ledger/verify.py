@@ -8,6 +8,7 @@ stable code; it raises only when the ledger cannot be read at all.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,10 +20,21 @@ from ledger import checkpoint as notes
 from ledger import merkle
 from ledger.canonical import is_canonical
 from ledger.chain import Entry, entry_from_doc, parse_entry
-from ledger.envelope import b64decode, pae
-from ledger.keys import load_public_pem, verify_signature
+from ledger.envelope import b64decode_canonical, pae, verify_foreign
+from ledger.errors import UsageError
+from ledger.keys import keyid_of, load_public_pem, verify_signature
+from ledger.statement import Genesis, Import, Legacy
 from ledger.store import ENTRY_DIR, Store, entry_path, seq_from_path
-from ledger.trust import TrustState
+from ledger.trust import (
+    TRUST_EXTENSION,
+    TrustError,
+    TrustState,
+    apply_trust_entry,
+    check_trust_binding,
+    checkpoint_signers,
+    genesis_trust,
+    valid_signers,
+)
 
 ProgressFn = Callable[[int, int], None]
 CHECKPOINT_DIR = "checkpoints"
@@ -49,6 +61,29 @@ CODES = {
     "bad-checkpoint": "a checkpoint note is malformed or its signature does not verify",
     "not-append-only": "the ledger is not an extension of the checkpoint the reviewer kept",
     "not-reproduced": "re-running the claim's runner gave other figures (verify --reproduce)",
+    "extra-signature": "a signature beside the valid one is not a valid signature of a trusted key",
+    "unverified-import": "an import entry names no foreign key its envelope was verified with",
+    "bad-import-signature": "the imported envelope does not verify under the key recorded for it",
+    "wrong-role": "signed by a key that does not hold the role this entry or checkpoint needs",
+    "threshold-not-met": "a trust change has fewer distinct root signatures than the threshold",
+    "trust-mismatch": "a checkpoint binds another key-entry history than the ledger holds",
+    "quorum-not-met": "the checkpoint has fewer valid witness cosignatures than the quorum",
+    "split-view": "two checkpoints of one origin that are not consistent with each other",
+    "not-witnessed": "the entry is past the newest checkpoint with the witness quorum",
+}
+
+#: codes that condemn the entry they name: such an entry is excluded from every verdict.
+#: (The others describe the ledger: a stray file, a gap, a checkpoint that does not match.)
+ENTRY_CODES = frozenset(CODES) - {
+    "missing-entry",
+    "stray-file",
+    "checkpoint-mismatch",
+    "bad-checkpoint",
+    "not-reproduced",
+    "trust-mismatch",
+    "quorum-not-met",
+    "split-view",
+    "not-witnessed",
 }
 
 
@@ -70,6 +105,8 @@ class Report:
     trusted_keys: list[dict[str, Any]] = field(default_factory=list)
     root: str = ""
     genesis: str | None = None
+    origin: str | None = None
+    """The origin the genesis entry names (every checkpoint must carry it)."""
     trust_anchor: str = "ledger genesis (unpinned)"
     checkpoints: int = 0
     since: dict[str, Any] | None = None
@@ -78,6 +115,7 @@ class Report:
     digests: list[str] = field(default_factory=list, repr=False)
     frontier: list[str] = field(default_factory=list, repr=False)
     signers: dict[int, str] = field(default_factory=dict, repr=False)
+    trust: TrustState | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -133,9 +171,14 @@ class Verifier:
         self.watch_sizes = watch_sizes or set()
 
     # ------------------------------------------------------------ per entry
-    def check(self, raw: bytes, path_seq: int, state: _State) -> None:
-        """Verify one entry's bytes at position `path_seq` and advance the state."""
+    def check(self, raw: bytes, path_seq: int, state: _State) -> Entry | None:
+        """Verify one entry's bytes at position `path_seq` and advance the state.
+
+        Returns the parsed entry (statement decoded, `signer` set) when it verified without a
+        problem of its own, else None.
+        """
         report = self.report
+        before = len(report.problems)
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         report.digests.append(digest)
         state.frontier.append(merkle.leaf_hash(bytes.fromhex(digest[7:])))
@@ -147,7 +190,7 @@ class Verifier:
             entry = entry_from_doc(doc, raw, digest, entry_path(path_seq))
         except (ValueError, orjson.JSONDecodeError) as e:
             report.add(path_seq, "bad-entry", f"unreadable entry: {e}")
-            return
+            return None
         if not is_canonical(raw, doc):
             report.add(path_seq, "not-canonical", "entry bytes are not RFC 8785 canonical JSON")
         if not schemas.is_valid("entry.v1.schema.json", doc):
@@ -159,18 +202,43 @@ class Verifier:
             )
         if entry.prev != prev_digest:
             report.add(path_seq, "chain-break", f"prev {entry.prev} ≠ digest of seq {path_seq - 1}")
-        try:
-            statement = entry.statement
-        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
-            report.add(path_seq, "bad-entry", f"payload is not a JSON statement: {e}")
-            return
+        statement = self._decode_statement(entry, path_seq)
+        if statement is None:
+            return None
         self._check_statement(entry, statement, path_seq)
         signed_ok = self._check_signature(entry, path_seq, state)
         if path_seq == 0:
             self._genesis(entry, signed_ok, state)
         elif entry.kind in ("key-add", "key-revoke") and signed_ok:
             self._apply_trust(entry, path_seq, state)
+        elif signed_ok and not self._has_evidence_signer(entry, path_seq, state):
+            report.add(path_seq, "wrong-role", "not signed by a key with the evidence role")
         report.verified_entries += 1
+        if any(p.code in ENTRY_CODES for p in report.problems[before:]):
+            return None
+        entry.signer = report.signers.get(path_seq)
+        return entry
+
+    def _decode_statement(self, entry: Entry, seq: int) -> dict[str, Any] | None:
+        """The signed statement, from canonical base64 of canonical JSON (else a problem)."""
+        report = self.report
+        try:
+            payload = b64decode_canonical(entry.envelope.get("payload"))
+            statement = orjson.loads(payload)
+        except (ValueError, orjson.JSONDecodeError) as e:
+            report.add(seq, "bad-entry", f"payload is not a JSON statement: {e}")
+            return None
+        if not isinstance(statement, dict):
+            report.add(seq, "bad-entry", "payload is not a JSON object")
+            return None
+        if not is_canonical(payload, statement):
+            report.add(
+                seq,
+                "not-canonical",
+                "signed payload is not RFC 8785 canonical JSON (or holds a duplicate key)",
+            )
+        entry.set_document(statement)
+        return statement
 
     def _check_statement(self, entry: Entry, statement: dict[str, Any], seq: int) -> None:
         report = self.report
@@ -191,94 +259,158 @@ class Verifier:
         elif not schemas.is_valid(rel, statement["predicate"]):
             msg = "; ".join(schemas.errors(rel, statement["predicate"])[:3])
             report.add(seq, "schema", f"predicate: {msg}")
-        if entry.predicate_type == schemas.predicate_type("legacy"):
-            legacy = schemas.legacy_schema_path(str(entry.predicate.get("schema_id")))
-            document = entry.predicate.get("document")
+        ptype = statement.get("predicateType")
+        pred = entry.predicate if ptype in _TYPED_CHECKS else None  # typed only where needed
+        if isinstance(pred, Legacy):
+            legacy = schemas.legacy_schema_path(pred.schema_id)
+            document = statement["predicate"].get("document")
             if legacy is None:
-                report.add(
-                    seq, "schema", f"unknown legacy schema_id {entry.predicate.get('schema_id')!r}"
-                )
+                report.add(seq, "schema", f"unknown legacy schema_id {pred.schema_id!r}")
             elif not schemas.is_valid(legacy, document):
                 msg = "; ".join(schemas.errors(legacy, document)[:3])
                 report.add(seq, "schema", f"legacy document: {msg}")
+        if entry.kind == "import" and isinstance(pred, Import):
+            self._check_import(pred, seq)
+
+    def _check_import(self, pred: Import, seq: int) -> None:
+        """The foreign envelope must verify under a key the import recorded (and signed)."""
+        keys: dict[str, Any] = {}
+        for doc in pred.foreign_keys:
+            try:
+                public = load_public_pem(doc.public_key)
+            except (TypeError, ValueError):
+                continue
+            if keyid_of(public) == doc.keyid:
+                keys[doc.keyid] = public
+        if not keys:
+            self.report.add(
+                seq, "unverified-import", "no foreign key is recorded for the imported envelope"
+            )
+            return
+        try:
+            verify_foreign(pred.raw.get("envelope"), keys)
+        except ValueError as e:
+            self.report.add(seq, "bad-import-signature", f"imported envelope: {e}")
 
     def _check_signature(self, entry: Entry, seq: int, state: _State) -> bool:
-        """True if at least one signature by a key trusted at `seq` verifies."""
+        """True if every signature is a valid one by a distinct key trusted at `seq`.
+
+        An entry carries only signatures that verify: any other (a junk signature, one by an
+        unknown key, a second copy) would let its bytes change while it still verified.
+        """
         report = self.report
         env = entry.envelope
         try:
-            payload = b64decode(env["payload"])
-            message = pae(env["payloadType"], payload)
+            message = pae(env["payloadType"], b64decode_canonical(env["payload"]))
             sigs = env["signatures"]
+            if not isinstance(sigs, list) or not sigs:
+                raise ValueError("no signatures")
         except (KeyError, TypeError, ValueError) as e:
             report.add(seq, "unverifiable-signature", f"envelope unreadable: {e}")
             return False
-        trust = state.trust
-        if seq == 0:
-            trust = self._genesis_trust(entry)
+        trust = self._genesis_trust(entry) if seq == 0 else state.trust
+        valid: list[str] = []
         failures: list[tuple[str, str]] = []
         for item in sigs:
             keyid = item.get("keyid", "") if isinstance(item, dict) else ""
+            keyid = keyid if isinstance(keyid, str) else ""
             status = trust.status(keyid, seq)
             if status != "trusted":
                 failures.append((status, keyid))
                 continue
             try:
-                sig = b64decode(item["sig"])
+                sig = b64decode_canonical(item["sig"])
             except (KeyError, TypeError, ValueError):
                 failures.append(("malformed", keyid))
                 continue
-            if verify_signature(trust.keys[keyid].public_key, sig, message):
-                report.signers[seq] = keyid
-                return True
-            failures.append(("bad", keyid))
+            if keyid in valid:
+                failures.append(("duplicate", keyid))
+            elif verify_signature(trust.keys[keyid].public_key, sig, message):
+                valid.append(keyid)
+            else:
+                failures.append(("bad", keyid))
+        if valid and not failures:
+            report.signers[seq] = valid[0]
+            return True
         statuses = {s for s, _ in failures}
         keyid = failures[0][1] if failures else ""
-        if "bad" in statuses:
-            report.add(seq, "bad-signature", f"signature by {keyid[:16]}… does not verify")
+        short = f"{keyid[:16]}…" if keyid else "(no keyid)"
+        if valid:
+            report.add(
+                seq,
+                "extra-signature",
+                f"besides a valid signature, one by {short} ({failures[0][0]})",
+            )
+        elif "bad" in statuses:
+            report.add(seq, "bad-signature", f"signature by {short} does not verify")
         elif "malformed" in statuses:
-            report.add(seq, "unverifiable-signature", "signature is not valid base64")
+            report.add(seq, "unverifiable-signature", "signature is not canonical base64")
         elif "revoked" in statuses:
-            report.add(seq, "revoked-key", f"signed by revoked key {keyid[:16]}…")
+            report.add(seq, "revoked-key", f"signed by revoked key {short}")
         else:
-            report.add(seq, "untrusted-key", f"signed by untrusted key {keyid[:16] or '(none)'}…")
+            report.add(seq, "untrusted-key", f"signed by untrusted key {short}")
         return False
+
+    def _has_evidence_signer(self, entry: Entry, seq: int, state: _State) -> bool:
+        """True if a key with the evidence role at `seq` signed (rechecks only when needed)."""
+        if state.trust.has_role(self.report.signers.get(seq, ""), "evidence", seq):
+            return True
+        return bool(valid_signers(entry.envelope, state.trust, seq, "evidence"))
 
     def _genesis_trust(self, entry: Entry) -> TrustState:
         """The trust a genesis entry is checked against: its own root key (self-signed)."""
-        trust = TrustState()
         try:
-            trust.add(entry.predicate["root_key"], -1)
+            return genesis_trust(entry.predicate.to_dict(), entry.digest)
         except (KeyError, TypeError, ValueError):
-            pass
-        return trust
+            return TrustState()
 
     def _genesis(self, entry: Entry, signed_ok: bool, state: _State) -> None:
         report = self.report
         report.genesis = entry.digest
-        if entry.kind != "genesis":
+        pred = entry.predicate
+        report.origin = pred.origin if isinstance(pred, Genesis) else None
+        if entry.kind != "genesis" or not isinstance(pred, Genesis):
             report.add(0, "no-genesis", f"seq 0 is a {entry.kind!r} entry, not genesis")
             return
+        pinned_ok = True
         if self.pinned_genesis and not entry.digest.startswith(self.pinned_genesis):
             report.add(
                 0, "genesis-mismatch", f"genesis is {entry.digest}, pinned {self.pinned_genesis}"
             )
-        root = entry.predicate.get("root_key", {})
-        if self.pinned and root.get("keyid") not in self.pinned:
+            pinned_ok = False
+        root = pred.root_key.keyid if pred.root_key is not None else None
+        if self.pinned and root not in self.pinned:
             report.add(0, "untrusted-key", "genesis root key is not one of the pinned keys")
-        if signed_ok:
+            pinned_ok = False
+        if signed_ok and pinned_ok:  # a genesis that is not the pinned one vouches for nothing
             state.trust = self._genesis_trust(entry)
-            state.trust.keys[root["keyid"]].added_seq = 0
 
     def _apply_trust(self, entry: Entry, seq: int, state: _State) -> None:
-        pred = entry.predicate
         try:
-            if entry.kind == "key-add":
-                state.trust.add(pred["key"], seq)
-            else:
-                state.trust.revoke(pred["keyid"], seq, str(pred.get("reason", "")))
-        except (KeyError, TypeError, ValueError) as e:
-            self.report.add(seq, "bad-trust-entry", str(e))
+            apply_trust_entry(
+                state.trust, entry.kind, entry.predicate.to_dict(), entry.envelope, seq
+            )
+        except TrustError as e:
+            self.report.add(seq, e.code, str(e))
+            return
+        state.trust.history.append((seq, entry.digest))
+
+
+def entry_problems(entry: Entry) -> list[Problem]:
+    """What `verify` would say of this entry on its own (bytes, schemas, statement, import),
+    without the chain or trust: `append` runs it on every entry before committing it."""
+    report = Report()
+    verifier = Verifier(report)
+    doc = orjson.loads(entry.raw)
+    if not is_canonical(entry.raw, doc):
+        report.add(entry.seq, "not-canonical", "entry bytes are not RFC 8785 canonical JSON")
+    if not schemas.is_valid("entry.v1.schema.json", doc):
+        msg = "; ".join(schemas.errors("entry.v1.schema.json", doc)[:3])
+        report.add(entry.seq, "schema", f"entry: {msg}")
+    statement = verifier._decode_statement(entry, entry.seq)
+    if statement is not None:
+        verifier._check_statement(entry, statement, entry.seq)
+    return report.problems
 
 
 def _list_entries(store: Store, rev: str, report: Report) -> list[tuple[int, str]]:
@@ -323,8 +455,14 @@ def verify_ledger(
     genesis: str | None = None,
     since_note: str | None = None,
     progress: ProgressFn | None = None,
+    keep: list[Entry] | None = None,
 ) -> Report:
-    """Verify every entry of the ledger at `rev` (see module docstring)."""
+    """Verify every entry of the ledger at `rev` (see module docstring).
+
+    With `keep`, every entry that verified without a problem of its own is appended to it
+    (statement decoded, `signer` set): the verified view's entries (`ledger.view`).
+    """
+    check_genesis_pin(genesis)
     report = Report()
     pinned = [_keyid_of_pem(p) for p in pinned_keys or []]
     if pinned:
@@ -335,7 +473,11 @@ def verify_ledger(
         report.add(None, "no-genesis", "the ledger has no commits")
         return report
     kept = _parse_kept(since_note, report)
-    if kept and (fast := _verify_since_fast(store, rev, kept, pinned, genesis, progress)):
+    if (
+        kept
+        and keep is None
+        and (fast := _verify_since_fast(store, rev, kept, pinned, genesis, progress))
+    ):
         return fast
     checkpoints = stored_checkpoints(store, rev)
     watch = {size for size, _ in checkpoints} | ({kept[0].size} if kept else set())
@@ -348,9 +490,11 @@ def verify_ledger(
     for i, (raw, (seq, _sha)) in enumerate(
         zip(store.read_blobs(s for _, s in ordered), ordered, strict=True)
     ):
-        verifier.check(raw, seq, state)
+        entry = verifier.check(raw, seq, state)
+        if keep is not None and entry is not None:
+            keep.append(entry)
         if seq + 1 in watch:
-            trust_at[seq + 1] = TrustState.from_json(state.trust.to_json())
+            trust_at[seq + 1] = state.trust.copy()
         if progress and (i % 256 == 0 or i + 1 == total):
             progress(i + 1, total)
     _finish(report, state)
@@ -360,9 +504,21 @@ def verify_ledger(
     return report
 
 
-def _keyid_of_pem(pem: bytes) -> str:
-    from ledger.keys import keyid_of
+#: predicate types whose content verify checks beyond their schema
+_TYPED_CHECKS = frozenset({schemas.predicate_type("legacy"), schemas.predicate_type("import")})
 
+_GENESIS_PIN = re.compile(r"(sha256:)?[0-9a-f]{16,64}")
+
+
+def check_genesis_pin(genesis: str | None) -> None:
+    """Refuse a genesis pin too short to pin anything (16 hex digits at least)."""
+    if genesis is not None and not _GENESIS_PIN.fullmatch(genesis):
+        raise UsageError(
+            f"--genesis {genesis!r}: give the genesis digest (sha256:<hex>, 16 hex digits at least)"
+        )
+
+
+def _keyid_of_pem(pem: bytes) -> str:
     return keyid_of(load_public_pem(pem))
 
 
@@ -388,12 +544,24 @@ def _check_checkpoints(
         last = size - 1
         trust = trust_at.get(size, state.trust)
         try:
-            cp = notes.verify_note(text, note_keys(trust))
+            cp, _ = notes.parse_note(text)
+            checkpoint_signers(text, trust, cp.size)
+            if any(x.startswith(TRUST_EXTENSION + " ") for x in cp.extensions):
+                check_trust_binding(cp, trust)
         except notes.CheckpointError as e:
             report.add(last, "bad-checkpoint", f"checkpoint {size}: {e}")
             continue
+        except TrustError as e:  # a note problem must not condemn the entry at size - 1
+            report.add(None if e.code in ENTRY_CODES else last, e.code, f"checkpoint {size}: {e}")
+            continue
         if cp.size != size:
             report.add(last, "bad-checkpoint", f"checkpoint file {size} holds size {cp.size}")
+        elif cp.origin != report.origin:
+            report.add(
+                last,
+                "bad-checkpoint",
+                f"checkpoint {size} is for origin {cp.origin!r}, the ledger's is {report.origin!r}",
+            )
         elif size not in state.roots:
             report.add(
                 len(report.digests),
@@ -416,9 +584,16 @@ def _check_since(
     cp, text = kept
     report.since = {"size": cp.size, "root": cp.root.hex()}
     try:
-        notes.verify_note(text, note_keys(trust_at.get(cp.size, state.trust)))
-    except notes.CheckpointError as e:
-        report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
+        checkpoint_signers(text, trust_at.get(cp.size, state.trust), cp.size)
+    except TrustError as e:
+        report.add(None, e.code, f"kept checkpoint: {e}")
+        return
+    if report.origin is not None and cp.origin != report.origin:
+        report.add(
+            None,
+            "bad-checkpoint",
+            f"kept checkpoint is for origin {cp.origin!r}, this ledger's is {report.origin!r}",
+        )
         return
     if cp.size > len(report.digests):
         report.add(
@@ -433,8 +608,11 @@ def _check_since(
         merkle.verify_consistency(cp.size, len(leaves), proof, cp.root, state.frontier.root())
     except merkle.ProofError as e:
         first = _first_divergence(report, cp.size)
+        where = "" if first is not None else f" (rewritten somewhere in seq 0..{cp.size - 1})"
         report.add(
-            first, "not-append-only", f"not an extension of the kept checkpoint ({cp.size}): {e}"
+            first if first is not None else cp.size - 1,
+            "not-append-only",
+            f"not an extension of the kept checkpoint ({cp.size}): {e}{where}",
         )
 
 
@@ -455,6 +633,7 @@ def _finish(report: Report, state: _State) -> None:
     report.root = state.frontier.root().hex()
     report.frontier = [h.hex() for h in state.frontier.hashes()]
     report.trusted_keys = [r.to_json() for r in state.trust.keys.values()]
+    report.trust = state.trust
 
 
 def checkpoint_state(report: Report, commit: str) -> dict[str, Any]:
@@ -465,6 +644,8 @@ def checkpoint_state(report: Report, commit: str) -> dict[str, Any]:
         "frontier": report.frontier,
         "tip": report.digests[-1] if report.digests else None,
         "trust": report.trusted_keys,
+        "root_threshold": report.trust.root_threshold if report.trust else 1,
+        "trust_history": [[s, d] for s, d in report.trust.history] if report.trust else [],
         "genesis": report.genesis,
     }
 
@@ -488,7 +669,15 @@ def _verify_since_fast(
     if sha256_digest(raw_state) != ext[0].split(" ", 1)[1]:
         return None
     state_doc = orjson.loads(raw_state)
-    trust = TrustState.from_json(state_doc["trust"])
+    if "trust_history" not in state_doc:
+        return None  # a state from before roles: the full path decides
+    trust = TrustState.from_doc(
+        {
+            "keys": state_doc["trust"],
+            "root_threshold": state_doc.get("root_threshold", 1),
+            "history": state_doc["trust_history"],
+        }
+    )
     frontier = merkle.Frontier.from_hashes(
         cp.size, [bytes.fromhex(h) for h in state_doc["frontier"]]
     )
@@ -498,12 +687,17 @@ def _verify_since_fast(
         return None
     if pinned and not any(k in trust.keys and trust.keys[k].added_seq == 0 for k in pinned):
         return None
+    raw_genesis = store.read_path(rev, entry_path(0))
+    genesis_pred = parse_entry(raw_genesis).predicate if raw_genesis else None
+    origin = genesis_pred.origin if isinstance(genesis_pred, Genesis) else None
+    if cp.origin != origin:
+        return None  # the full path reports the foreign origin
     report = Report(since={"size": cp.size, "root": cp.root.hex(), "mode": "incremental"})
-    report.genesis = state_doc.get("genesis")
+    report.genesis, report.origin = state_doc.get("genesis"), origin
     try:
-        notes.verify_note(text, note_keys(trust))
-    except notes.CheckpointError as e:
-        report.add(None, "bad-checkpoint", f"kept checkpoint: {e}")
+        checkpoint_signers(text, trust, cp.size)
+    except TrustError as e:
+        report.add(None, e.code, f"kept checkpoint: {e}")
         return report
     base = state_doc["commit"]
     if store.resolve(base) is None or not store.is_ancestor(base, rev):
@@ -536,7 +730,7 @@ def _verify_since_fast(
         expected = seq + 1
         verifier.check(raw, seq, vstate)
         if seq + 1 in watch:
-            trust_at[seq + 1] = TrustState.from_json(vstate.trust.to_json())
+            trust_at[seq + 1] = vstate.trust.copy()
         if progress and (i % 256 == 0 or i + 1 == len(new)):
             progress(i + 1, len(new))
     report.entries = cp.size + len(new)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ledger.statement import runner_statement
 from runners.base import Measurement, ProgressFn, Runner, no_progress, resolve_params
 from runners.common import selected
 from runners.measure import model_scope, rate_distortion
@@ -199,13 +200,14 @@ def run_runner(
     for key, value in first.extra.items():
         if key not in ("subjects", "seeds", "rate_distortion") and key not in RESERVED:
             predicate[key] = value
-    statement = {
-        "_type": STATEMENT_TYPE,
-        "subject": subjects,
-        "predicateType": predicate_type(runner.name),
-        "predicate": predicate,
-    }
-    return to_json_safe(statement)
+    safe = to_json_safe(predicate)
+    return runner_statement(  # through the typed model: it reads back as this runner's evidence
+        runner=runner.name,
+        version=safe["runner"]["version"],
+        subjects=to_json_safe(subjects),
+        predicate=safe,
+        predicate_type=predicate_type(runner.name),
+    )
 
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "predicates"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ledger.api import Ledger, open_ledger
+from ledger.evidence import runner_of
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNERS = {"memory", "static", "pareto", "pq", "proxy", "entropy", "hessian"}
@@ -29,7 +30,7 @@ def test_example_ledger_verifies(example: Ledger) -> None:
     report = example.verify()
     assert report.ok, report.problems[:5]
     kinds = [e.kind for e in example.entries()]
-    runners = {e.runner for e in example.entries() if e.kind == "evidence"}
+    runners = {runner_of(e) for e in example.view() if e.kind == "evidence"}
     assert RUNNERS <= runners
     assert "reproduction" in kinds
 

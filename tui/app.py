@@ -16,9 +16,10 @@ from textual.worker import get_current_worker
 from ledger.api import Ledger, open_ledger
 from ledger.chain import Entry, parse_entry
 from ledger.errors import EvledgerError
-from ledger.index import Index, cached_index, load_index
+from ledger.index import Index, cached_index, checked_index, load_index
 from ledger.store import entry_path
 from ledger.verify import Problem, Report
+from ledger.view import TrustAnchor, VerifiedView
 from tui.commands import EntryProvider
 from tui.messages import (
     IndexLoaded,
@@ -64,9 +65,14 @@ class EvledgerApp(App[None]):
         *,
         verify_on_start: bool = True,
         use_cache: bool = True,
+        anchor: TrustAnchor | None = None,
     ) -> None:
         super().__init__()
         self.ledger = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
+        self.anchor = anchor or TrustAnchor()
+        """The reviewer's pins (`evledger tui --trusted-key/--genesis`)."""
+        self.verified: VerifiedView | None = None
+        """The verified view of the newest verification (None until one finished)."""
         self.verify_on_start = verify_on_start
         self.use_cache = use_cache
         self.status: dict[int, str] = {}
@@ -141,13 +147,23 @@ class EvledgerApp(App[None]):
             self.post_message(VerifyProgress(done, total))
 
         try:
-            report = self.ledger.verify(progress=progress)
+            view = self.ledger.view(self.anchor, progress=progress)
         except VerifyCancelledError:
             return
         except EvledgerError as e:
             self.post_message(VerifyFailed(str(e)))
             return
-        self.post_message(VerifyFinished(report, time.perf_counter() - start))
+        index, differed = (self.index, 0) if self.index is None else checked_index(self.index, view)
+        self.verified = view
+        self.post_message(
+            VerifyFinished(view.report, time.perf_counter() - start, view, index, differed)
+        )
+
+    def current_view(self) -> VerifiedView:
+        """The verified view (blocking: call from a worker); every verdict screen reads it."""
+        if self.verified is None:
+            self.verified = self.ledger.view(self.anchor)
+        return self.verified
 
     @on(VerifyProgress)
     def _verify_progress(self, message: VerifyProgress) -> None:
@@ -165,6 +181,14 @@ class EvledgerApp(App[None]):
             empty: list[Problem] = []
             self.status = {s: marks_for(problems.get(s, empty)) for s in self.index.seq}
         self.verify_total = 0
+        if message.index is not None and message.index_differed:
+            self.index = message.index
+            self.notify(
+                f"{message.index_differed} cached listing rows did not match the verified "
+                "entries; they were recomputed",
+                title="index cache checked",
+                severity="warning",
+            )
         self.report = report
 
     @on(VerifyFailed)

@@ -8,6 +8,7 @@ from textual.message import Message
 
 from ledger.index import Index
 from ledger.verify import Report
+from ledger.view import VerifiedView
 
 
 @dataclass
@@ -46,10 +47,14 @@ class VerifyProgress(Message):
 
 @dataclass
 class VerifyFinished(Message):
-    """Verification is done; `report` holds every problem found."""
+    """Verification is done; `report` holds every problem found, `view` what verified, and
+    `index` the listing checked against it (`index_differed` rows of the old one were wrong)."""
 
     report: Report
     seconds: float
+    view: VerifiedView | None = None
+    index: Index | None = None
+    index_differed: int = 0
 
 
 @dataclass

@@ -28,6 +28,9 @@ COMMAND_MODULES = [
     "evledger.cli.diff",
     "evledger.cli.report",
     "evledger.cli.tui",
+    "evledger.cli.witness",
+    "evledger.cli.prove",
+    "evledger.cli.pull",
 ]
 
 

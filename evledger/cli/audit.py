@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.table import Table
 
-from evledger.cli.output import emit_json, ledger_from, stdout
-from ledger.audit import audit_ledger, verdict_text
+from evledger.cli.output import anchor_options, emit_json, exit_unless_verified, open_view, stdout
+from ledger.audit import audit_view, verdict_text
 from ledger.errors import UsageError, VerificationFailed
 
 
@@ -14,19 +16,29 @@ from ledger.errors import UsageError, VerificationFailed
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--md", "as_md", is_flag=True, help="A Markdown report on stdout.")
 @click.option("--rev", default="HEAD", show_default=True, help="Git revision of the ledger.")
+@anchor_options
 @click.pass_context
-def audit_cmd(ctx: click.Context, as_json: bool, as_md: bool, rev: str) -> None:
-    """For each claim: its reproductions and corroborating evidence by other keys (verdict
-    reproduced / diverged / unreproduced) and the Gaussian rate-distortion check; exit 1 if
-    any claim diverged or is implausible."""
+def audit_cmd(
+    ctx: click.Context,
+    as_json: bool,
+    as_md: bool,
+    rev: str,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
+) -> None:
+    """For each verified claim: its reproductions and corroborating evidence by other keys
+    (verdict reproduced / diverged / unreproduced) and the rate-distortion check; exit 1 if
+    any claim diverged or is implausible, or anything did not verify."""
     if as_json and as_md:
         raise UsageError("choose one of --json and --md")
-    report = audit_ledger(ledger_from(ctx), rev)
+    _, view = open_view(ctx, trusted, genesis, rev=rev, quiet=as_json)
+    report = audit_view(view)
     if as_json:
         emit_json(report.to_json())
     elif as_md:
-        click.echo(report.to_markdown(), nl=False)
+        click.echo(f"_{report.trust_line.replace('|', '/')}_\n\n" + report.to_markdown(), nl=False)
     else:
+        click.echo(report.trust_line)
         table = Table(
             "seq",
             "runner",
@@ -62,6 +74,7 @@ def audit_cmd(ctx: click.Context, as_json: bool, as_md: bool, rev: str) -> None:
             f"{n['claims']} claims: {n['reproduced']} reproduced, {n['diverged']} diverged, "
             f"{n['unreproduced']} unreproduced, {n['implausible']} implausible"
         )
+    exit_unless_verified(view)
     if not report.ok:
         n = report.counts()
         raise VerificationFailed(

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from evledger.cli.output import emit_json, ledger_from, signing_key_option, trusted_keys_option
+from evledger.cli.witness import quorum_options, trust_policy_from
 from ledger.bundle import export_bundle, import_bundle
-from ledger.files import MAX_KEY_BYTES, read_regular_file
+from ledger.verify import check_genesis_pin
 
 
 @click.command("export")
@@ -48,6 +49,8 @@ def export_cmd(ctx: click.Context, refs: tuple[str, ...], output: Path, as_json:
 @trusted_keys_option(
     "Public key (PEM) that must anchor the bundle (its genesis root or checkpoint signer)."
 )
+@click.option("--genesis", help="Pin the bundle's genesis digest (sha256:<hex> or a prefix).")
+@quorum_options
 @signing_key_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.pass_context
@@ -55,14 +58,29 @@ def import_cmd(
     ctx: click.Context,
     bundle: Path,
     trusted: tuple[Path, ...],
+    genesis: str | None,
+    witness_keys: tuple[Path, ...],
+    quorum: int | None,
+    trust_policy: Path | None,
     key_name: str | None,
     as_json: bool,
 ) -> None:
     """Verify a bundle offline (checkpoint signature, inclusion proofs, entry signatures by keys
     trusted at their seq, digests) and append its entries as `import` entries; a bundle that
-    fails any check is refused whole (exit 2) and nothing is appended."""
-    pinned = [read_regular_file(p, max_bytes=MAX_KEY_BYTES, what="trusted key") for p in trusted]
-    result = import_bundle(ledger_from(ctx), bundle, pinned=pinned, key_name=key_name)
+    fails any check is refused whole (exit 2) and nothing is appended. With --witness and
+    --quorum K the checkpoint must carry K valid cosignatures by the named witnesses; a bundle
+    of an origin imported before must be consistent with it (else split-view)."""
+    policy = trust_policy_from(trusted, witness_keys, quorum, trust_policy, genesis)
+    check_genesis_pin(policy.genesis)
+    result = import_bundle(
+        ledger_from(ctx),
+        bundle,
+        pinned=list(policy.pinned_keys),
+        witnesses=list(policy.witnesses),
+        quorum=policy.quorum,
+        genesis_pin=policy.genesis,
+        key_name=key_name,
+    )
     if as_json:
         emit_json(result.to_json())
         return
@@ -71,7 +89,7 @@ def import_cmd(
         f"(checkpoint {result.bundle.checkpoint.size}, trust: {result.bundle.anchor})"
     )
     for e in result.appended:
-        src = e.predicate["source"]
+        src = e.document["predicate"]["source"]
         click.echo(f"appended seq {e.seq} import {e.digest} <- {src['origin']}#{src['seq']}")
     for seq, reason in result.skipped:
         click.echo(f"skipped foreign seq {seq}: {reason}")

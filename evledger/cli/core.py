@@ -8,10 +8,20 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from evledger.cli.output import emit_json, ledger_from, signing_key_option, stdout
+from evledger.cli.output import (
+    anchor_options,
+    emit_json,
+    exit_unless_verified,
+    ledger_from,
+    open_view,
+    signing_key_option,
+    stdout,
+)
 from ledger.api import init_ledger
 from ledger.chain import Entry
-from ledger.files import check_output_path, write_atomic
+from ledger.evidence import predicate_type_of, runner_of
+from ledger.files import MAX_KEY_BYTES, check_output_path, read_regular_file, write_atomic
+from ledger.view import Excluded, VerifiedView
 
 
 @click.command("init")
@@ -30,7 +40,7 @@ def init_cmd(ctx: click.Context, path: Path | None, key_name: str | None, as_jso
             {
                 "ledger": str(ledger.root),
                 "genesis": genesis.digest,
-                "origin": genesis.predicate["origin"],
+                "origin": genesis.document["predicate"]["origin"],
             }
         )
         return
@@ -42,15 +52,29 @@ def init_cmd(ctx: click.Context, path: Path | None, key_name: str | None, as_jso
 @click.command("append")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @signing_key_option
+@click.option(
+    "--signer-key",
+    "signer_keys",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Public key (PEM) a foreign DSSE envelope must verify under; repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new entries as JSON.")
 @click.pass_context
 def append_cmd(
-    ctx: click.Context, files: tuple[Path, ...], key_name: str | None, as_json: bool
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    key_name: str | None,
+    signer_keys: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """Validate, sign and append evidence JSON (in-toto statements, legacy POC files, DSSE
-    envelopes); all files in one commit, or none of them if any is bad."""
+    envelopes); all files in one commit, or none of them if any is bad. A foreign DSSE
+    envelope must carry a signature that verifies under a --signer-key or a key this ledger
+    trusts; the import records which."""
     ledger = ledger_from(ctx)
-    entries = ledger.append_files(list(files), key_name=key_name)
+    pems = [read_regular_file(p, max_bytes=MAX_KEY_BYTES, what="signer key") for p in signer_keys]
+    entries = ledger.append_files(list(files), key_name=key_name, signer_keys=pems)
     if as_json:
         emit_json([_summary(e) for e in entries])
         return
@@ -59,55 +83,90 @@ def append_cmd(
 
 
 def _summary(entry: Entry) -> dict[str, object]:
+    """One verified entry as `log`/`append` show it: the signer is the key that verified."""
     return {
         "seq": entry.seq,
         "digest": entry.digest,
         "kind": entry.kind,
-        "predicate_type": entry.predicate_type,
-        "runner": entry.runner,
-        "signer": entry.signer_keyids[0] if entry.signer_keyids else None,
+        "predicate_type": predicate_type_of(entry),
+        "runner": runner_of(entry),
+        "signer": entry.signer,
         "time": entry.time,
         "prev": entry.prev,
+        "verified": entry.signer is not None,
+    }
+
+
+def _excluded_row(view: VerifiedView, x: Excluded) -> dict[str, object]:
+    digests = view.report.digests
+    return {
+        "seq": x.seq,
+        "digest": digests[x.seq] if x.seq < len(digests) else None,
+        "verified": False,
+        "codes": list(x.codes),
+        "message": x.message,
     }
 
 
 @click.command("log")
 @click.option("--runner", help="Only entries of this runner (or legacy schema_id).")
 @click.option("--kind", help="Only entries of this kind.")
+@anchor_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
 @click.pass_context
-def log_cmd(ctx: click.Context, runner: str | None, kind: str | None, as_json: bool) -> None:
-    """List entries: seq, digest, kind, predicate type, signer, time."""
-    ledger = ledger_from(ctx)
+def log_cmd(
+    ctx: click.Context,
+    runner: str | None,
+    kind: str | None,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
+    as_json: bool,
+) -> None:
+    """List entries: seq, time, kind, runner, digest, the key whose signature verified, and
+    ✓ or the problem codes of entries that do not verify (those exit 1)."""
+    _, view = open_view(ctx, trusted, genesis, quiet=as_json)
     rows = [
         _summary(e)
-        for e in ledger.entries()
-        if (runner is None or e.runner == runner) and (kind is None or e.kind == kind)
+        for e in view.entries
+        if (runner is None or runner_of(e) == runner) and (kind is None or e.kind == kind)
     ]
+    if runner is None and kind is None:
+        rows += [_excluded_row(view, x) for x in view.excluded]
+        rows.sort(key=lambda r: int(str(r["seq"])))
     if as_json:
         emit_json(rows)
+        exit_unless_verified(view)
         return
-    table = Table("seq", "time", "kind", "runner", "digest", "signer", box=None)
+    console = stdout()
+    console.print(view.trust_line(), markup=False)
+    table = Table("seq", "time", "kind", "runner", "digest", "signer", "", box=None)
     for r in rows:
+        ok = bool(r["verified"])
         table.add_row(
             str(r["seq"]),
-            str(r["time"]),
-            str(r["kind"]),
-            str(r["runner"] or ""),
-            str(r["digest"])[:19],
-            str(r["signer"] or "")[:12],
+            str(r.get("time", "")),
+            str(r.get("kind", "")),
+            str(r.get("runner") or ""),
+            str(r["digest"] or "")[:19],
+            str(r.get("signer") or "")[:12],
+            "✓" if ok else "EXCLUDED " + "/".join(map(str, r["codes"])),  # type: ignore[call-overload]
         )
-    stdout().print(table)
+    console.print(table)
+    exit_unless_verified(view)
 
 
 @click.command("show")
 @click.argument("ref")
+@anchor_options
 @click.option("--json", "as_json", is_flag=True, help="The entry and its statement as JSON.")
 @click.pass_context
-def show_cmd(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """Show one entry (REF: seq, digest prefix, `latest` or `RUNNER@latest`)."""
-    entry = ledger_from(ctx).resolve(ref)
-    doc = {**_summary(entry), "envelope": entry.envelope, "statement": entry.statement}
+def show_cmd(
+    ctx: click.Context, ref: str, trusted: tuple[Path, ...], genesis: str | None, as_json: bool
+) -> None:
+    """Show one verified entry (REF: seq, digest prefix, `latest` or `RUNNER@latest`)."""
+    _, view = open_view(ctx, trusted, genesis, quiet=as_json)
+    entry = view.resolve(ref)
+    doc = {**_summary(entry), "envelope": entry.envelope, "statement": entry.document}
     if as_json:
         emit_json(doc)
         return
@@ -116,10 +175,10 @@ def show_cmd(ctx: click.Context, ref: str, as_json: bool) -> None:
     console = stdout()
     console.print(f"[bold]seq {entry.seq}[/] {entry.kind} {entry.digest}")
     console.print(f"predicateType {entry.predicate_type}  time {entry.time}")
-    console.print(Syntax(json.dumps(entry.statement, indent=2, sort_keys=True), "json"))
+    console.print(Syntax(json.dumps(entry.document, indent=2, sort_keys=True), "json"))
 
 
-@click.command("checkpoint")
+@click.group("checkpoint", invoke_without_command=True)
 @click.option(
     "-o",
     "--output",
@@ -135,6 +194,8 @@ def checkpoint_cmd(
     ctx: click.Context, output: Path | None, key_name: str | None, as_json: bool
 ) -> None:
     """Sign a tree head (C2SP checkpoint) over all entries and store it in the ledger."""
+    if ctx.invoked_subcommand is not None:
+        return
     if output is not None:
         check_output_path(output, "checkpoint")
     text, cp = ledger_from(ctx).checkpoint(key_name=key_name)
@@ -144,6 +205,21 @@ def checkpoint_cmd(
         emit_json({"size": cp.size, "root": cp.root.hex(), "origin": cp.origin, "note": text})
         return
     click.echo(text, nl=False)
+
+
+@checkpoint_cmd.command("cosign")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the cosigned note as JSON.")
+@click.pass_context
+def checkpoint_cosign_cmd(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> None:
+    """Attach witness cosignatures (cosigned notes or bare signature lines) to the newest
+    stored checkpoint note."""
+    note, added = ledger_from(ctx).attach_cosignatures(list(files))
+    if as_json:
+        emit_json({"added": added, "note": note})
+        return
+    click.echo(f"attached {added} signature line(s)", err=True)
+    click.echo(note, nl=False)
 
 
 COMMANDS = [init_cmd, append_cmd, log_cmd, show_cmd, checkpoint_cmd]

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import (
+    anchor_options,
+    emit_json,
+    exit_unless_verified,
+    ledger_from,
+    open_view,
+)
 from ledger.diff import EntryDiff, diff_entries, table_rows
 from ledger.errors import UsageError
-from ledger.gate import evaluate_ledger, gate_changes, resolve_policy
+from ledger.gate import evaluate_view, gate_changes, resolve_policy
 
 HEADER = ("section", "key", "old", "new", "Δ", "Δ%", "")
 
@@ -53,8 +60,14 @@ def _split_revs(spec: str) -> tuple[str, str]:
 
 
 def _gate_diff(
-    ctx: click.Context, spec: str, policy_spec: str | None, as_json: bool, as_md: bool
-) -> None:
+    ctx: click.Context,
+    spec: str,
+    policy_spec: str | None,
+    anchor: tuple[tuple[Path, ...], str | None],
+    as_json: bool,
+    as_md: bool,
+) -> bool:
+    """Print the gate changes between two revisions; True if both sides fully verified."""
     ledger = ledger_from(ctx)
     rev_a, rev_b = _split_revs(spec)
     commits = {}
@@ -63,13 +76,15 @@ def _gate_diff(
         if commit is None:
             raise UsageError(f"no such revision {rev!r} in the ledger")
         commits[rev] = commit
-    policy = resolve_policy(policy_spec, ledger, rev_b)
-    old = evaluate_ledger(ledger, policy, rev=commits[rev_a])
-    new = evaluate_ledger(ledger, policy, rev=commits[rev_b])
+    _, view_a = open_view(ctx, *anchor, rev=commits[rev_a], quiet=as_json)
+    _, view_b = open_view(ctx, *anchor, rev=commits[rev_b], quiet=as_json)
+    policy = resolve_policy(policy_spec, view_b, ledger=ledger)
+    old, new = evaluate_view(view_a, policy), evaluate_view(view_b, policy)
     changes = gate_changes(old, new)
     if as_json:
         emit_json(
             {
+                "trust": {"a": view_a.trust_json(), "b": view_b.trust_json()},
                 "policy": policy.name,
                 "a": {
                     "rev": rev_a,
@@ -86,8 +101,10 @@ def _gate_diff(
                 "changes": [asdict(c) for c in changes],
             }
         )
-        return
+        return view_a.ok and view_b.ok
     head = f"gate {policy.name}: {old.outcome} -> {new.outcome} ({rev_a}..{rev_b})"
+    click.echo(f"{rev_a}: {view_a.trust_line()}")
+    click.echo(f"{rev_b}: {view_b.trust_line()}")
     rows = []
     for c in changes:
         src = f"seq {c.new_source.seq} {c.new_source.digest[:19]}" if c.new_source else "-"
@@ -101,12 +118,13 @@ def _gate_diff(
         ]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         click.echo("\n".join(lines))
-        return
+        return view_a.ok and view_b.ok
     click.echo(head)
     for r in rows:
         click.echo(f"  {r[0]:<10} {r[2]:>7} -> {r[3]:<7}  [{r[4]}]")
     if not rows:
         click.echo("  no claim changed")
+    return view_a.ok and view_b.ok
 
 
 @click.command("diff")
@@ -127,6 +145,7 @@ def _gate_diff(
 @click.option(
     "--policy", "policy_spec", metavar="FILE|NAME", help="Policy for --rev (default v37)."
 )
+@anchor_options
 @click.pass_context
 def diff_cmd(
     ctx: click.Context,
@@ -137,6 +156,8 @@ def diff_cmd(
     precision: int,
     revs: str | None,
     policy_spec: str | None,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
 ) -> None:
     """What changed between two entries (REF: seq, digest prefix, `latest`, `RUNNER@latest`):
     params, metrics (old, new, Δ, Δ%), per-matrix rows, environment, subjects."""
@@ -145,27 +166,33 @@ def diff_cmd(
     if revs is not None:
         if refs:
             raise UsageError("give either two REFs or --rev A..B, not both")
-        _gate_diff(ctx, revs, policy_spec, as_json, as_md)
+        if not _gate_diff(ctx, revs, policy_spec, (trusted, genesis), as_json, as_md):
+            raise click.exceptions.Exit(1)
         return
     if len(refs) != 2:
         raise UsageError(f"diff needs two REFs (got {len(refs)}), or --rev A..B")
-    ledger = ledger_from(ctx)
-    a, b = ledger.resolve(refs[0]), ledger.resolve(refs[1])
+    _, view = open_view(ctx, trusted, genesis, quiet=as_json)
+    a, b = view.resolve(refs[0]), view.resolve(refs[1])  # only entries that verified
     diff = diff_entries(a, b)
     if as_json:
-        emit_json(diff.to_json(include_all=include_all))
+        emit_json({**diff.to_json(include_all=include_all), "trust": view.trust_json()})
+        exit_unless_verified(view)
         return
     rows = table_rows(diff, include_all=include_all, precision=precision)
     if as_md:
+        click.echo(f"_{view.trust_line().replace('|', '/')}_\n")
         click.echo(f"**{_title(diff)}**\n")
         for note in diff.notes:
             click.echo(f"> {note}\n")
         click.echo(render_markdown(rows), nl=False)
+        exit_unless_verified(view)
         return
+    click.echo(view.trust_line())
     click.echo(_title(diff))
     for note in diff.notes:
         click.echo(f"note: {note}")
     click.echo(render_text(rows) if rows else "no changes")
+    exit_unless_verified(view)
 
 
 COMMANDS = [diff_cmd]

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import (
+    anchor_options,
+    emit_json,
+    exit_unless_verified,
+    ledger_from,
+    open_view,
+    signing_key_option,
+)
+from ledger.api import Prepared
 from ledger.errors import NoGo, UsageError
 from ledger.evidence import fmt_metric
+from ledger.files import check_output_path, write_atomic
 from ledger.gate import (
     ClaimResult,
     GateResult,
     Policy,
-    evaluate_ledger,
+    evaluate_view,
     load_policy_file,
+    policy_statement,
     resolve_policy,
 )
+from ledger.view import VerifiedView
 
 STATE_MARK = {"pass": "PASS", "fail": "FAIL", "missing": "MISSING"}
 
@@ -39,9 +51,14 @@ def _source(claim: ClaimResult) -> str:
     return f"seq {claim.source.seq} {claim.source.digest[:19]}"
 
 
-def render_text(result: GateResult) -> str:
-    """Human output: one line per claim, then the outcome and its reasons."""
-    lines = [f"policy {result.policy} ({result.source}), {result.entries} evidence entries"]
+def render_text(result: GateResult, trust_line: str = "") -> str:
+    """Human output: the trust line, one line per claim, then the outcome and its reasons."""
+    lines = [trust_line] if trust_line else []
+    n = result.entries
+    lines.append(
+        f"policy {result.policy} ({result.source}), {n} verified evidence "
+        f"{'entry' if n == 1 else 'entries'}"
+    )
     width = max((len(c.id) for c in result.claims), default=4)
     for c in result.claims:
         need = "required" if c.required else "optional"
@@ -64,10 +81,12 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(result: GateResult) -> str:
+def render_markdown(result: GateResult, trust_line: str = "") -> str:
     """A Markdown table of the claims, for CI comments and reports."""
-    lines = [
+    lines = [f"_{_md_cell(trust_line)}_", ""] if trust_line else []
+    lines += [
         f"**Gate `{result.policy}`: {result.outcome}**" + _md_cell(_blocking_suffix(result)),
+        f"policy: {_md_cell(result.source)}",
         "",
         "| claim | title | required | state | observed | entry |",
         "|---|---|---|---|---|---|",
@@ -86,33 +105,74 @@ def render_markdown(result: GateResult) -> str:
     "--policy",
     "policy_spec",
     metavar="FILE|NAME",
-    help="Policy file, or name (the ledger's policies/NAME.toml, else packaged); default v37.",
+    help="Policy name (the newest signed policy entry of that name, else the packaged one; "
+    "default v37), or a file path (unsigned: said so, with its sha256).",
 )
 @click.option(
     "--rev", default="HEAD", show_default=True, help="Evaluate the ledger at this git revision."
 )
+@anchor_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--md", "as_md", is_flag=True, help="A Markdown table on stdout.")
+@click.option(
+    "--attest",
+    "attest_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the outcome as a signed in-toto Test Result attestation (DSSE JSON).",
+)
+@signing_key_option
 @click.pass_context
 def gate_cmd(
-    ctx: click.Context, policy_spec: str | None, rev: str, as_json: bool, as_md: bool
+    ctx: click.Context,
+    policy_spec: str | None,
+    rev: str,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
+    as_json: bool,
+    as_md: bool,
+    attest_path: Path | None,
+    key_name: str | None,
 ) -> None:
-    """GO/NO-GO per claim and overall (exit 0 GO, 1 NO-GO)."""
+    """GO/NO-GO per claim and overall, from verified entries only (exit 0 GO; 1 NO-GO or
+    anything excluded; 2 bad input)."""
     if as_json and as_md:
         raise UsageError("--json and --md are mutually exclusive")
     ledger = ledger_from(ctx)
     if ledger.store.resolve(rev) is None:
         raise UsageError(f"no such revision {rev!r} in the ledger")
-    policy = resolve_policy(policy_spec, ledger, rev)
-    result = evaluate_ledger(ledger, policy, rev=rev)
+    ledger, view = open_view(ctx, trusted, genesis, rev=rev, quiet=as_json)
+    policy = resolve_policy(policy_spec, view, ledger=ledger)
+    result = evaluate_view(view, policy)
+    if attest_path is not None:
+        _write_attestation(attest_path, result, view, key_name)
     if as_json:
         emit_json(result.to_json())
     else:
         for warning in result.warnings:
             click.echo(f"evledger: warning: {warning}", err=True)
-        click.echo(render_markdown(result) if as_md else render_text(result), nl=not as_md)
+        line = view.trust_line()
+        click.echo(
+            render_markdown(result, line) if as_md else render_text(result, line), nl=not as_md
+        )
     if not result.go:
         raise click.exceptions.Exit(NoGo.exit_code)
+    exit_unless_verified(view)
+
+
+def _write_attestation(
+    path: Path, result: GateResult, view: VerifiedView, key_name: str | None
+) -> None:
+    """The signed Test Result attestation of the gate, written atomically (mode 0644)."""
+    from ledger.api import signing_key
+    from ledger.attestation import sign_gate
+
+    check_output_path(path, "attestation")
+    envelope = sign_gate(result, view, signing_key(key_name))
+    text = json.dumps(envelope, sort_keys=True, indent=2) + "\n"
+    write_atomic(path, text.encode())
+    click.echo(
+        f"wrote {path} (in-toto test-result, {envelope['signatures'][0]['keyid'][:16]}…)", err=True
+    )
 
 
 def policy_doc(policy: Policy) -> dict[str, object]:
@@ -156,6 +216,24 @@ def policy_check_cmd(file: Path, as_json: bool) -> None:
         need = "required" if c.required else "optional"
         checks = " and ".join(str(k) for k in c.checks)
         click.echo(f"  {c.id:<10} {need:<8} {checks}  <- {c.evidence.describe()}")
+
+
+@policy_group.command("add")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@signing_key_option
+@click.option("--json", "as_json", is_flag=True, help="The new entry as JSON.")
+@click.pass_context
+def policy_add_cmd(ctx: click.Context, file: Path, key_name: str | None, as_json: bool) -> None:
+    """Sign a policy file into the ledger (a `policy` entry): `gate --policy NAME` then uses
+    it, verified like any evidence."""
+    statement = policy_statement(file)
+    ledger = ledger_from(ctx)
+    [entry] = ledger.append_prepared([Prepared(statement, "policy", str(file))], key_name=key_name)
+    name = statement["predicate"]["name"]
+    if as_json:
+        emit_json({"seq": entry.seq, "digest": entry.digest, "name": name})
+        return
+    click.echo(f"appended seq {entry.seq} policy {name} {entry.digest}")
 
 
 COMMANDS = [gate_cmd, policy_group]

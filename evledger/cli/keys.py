@@ -10,6 +10,7 @@ from evledger.cli.output import emit_json, ledger_from
 from ledger import keys as keystore
 from ledger.errors import InputError
 from ledger.files import MAX_KEY_BYTES, read_regular_file
+from ledger.trust import ROLES
 
 
 @click.group("keys")
@@ -47,7 +48,10 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"local   {k['name']:<20} {k['keyid']}")
     for t in trusted or []:
         state = f"revoked at {t['revoked_seq']}" if t["revoked_seq"] is not None else "trusted"
-        click.echo(f"ledger  {t['name']:<20} {t['keyid']}  since {t['added_seq']}  {state}")
+        roles = ",".join(t.get("roles", []))
+        click.echo(
+            f"ledger  {t['name']:<20} {t['keyid']}  since {t['added_seq']}  {state}  {roles}"
+        )
 
 
 @keys_group.command("export")
@@ -63,23 +67,60 @@ def export_cmd(name: str) -> None:
 @keys_group.command("trust")
 @click.argument("pubfile", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--name", help="Name for the key (default: the file's stem).")
-@click.option("--key", "key_name", help="Trusted key that signs the key-add entry.")
+@click.option("--key", "key_name", help="Root key that signs the key-add entry.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(ROLES),
+    help="Role of the new key (repeatable; default evidence).",
+)
+@click.option(
+    "--also-sign",
+    multiple=True,
+    metavar="NAME",
+    help="Another root key that signs too (repeatable; for a root threshold above one).",
+)
+@click.option(
+    "--root-threshold",
+    type=click.IntRange(min=1),
+    help="From the next entry on, trust changes need this many distinct root signatures.",
+)
 @click.pass_context
-def trust_cmd(ctx: click.Context, pubfile: Path, name: str | None, key_name: str | None) -> None:
-    """Append a key-add entry: the key is trusted from the next entry on."""
+def trust_cmd(
+    ctx: click.Context,
+    pubfile: Path,
+    name: str | None,
+    key_name: str | None,
+    roles: tuple[str, ...],
+    also_sign: tuple[str, ...],
+    root_threshold: int | None,
+) -> None:
+    """Append a key-add entry: the key holds its roles from the next entry on."""
     pem = read_regular_file(pubfile, max_bytes=MAX_KEY_BYTES, what="public key")
-    entry = ledger_from(ctx).add_key(pem, name or pubfile.stem, key_name=key_name)
-    click.echo(f"trusted {name or pubfile.stem} at seq {entry.seq} ({entry.digest})")
+    entry = ledger_from(ctx).add_key(
+        pem,
+        name or pubfile.stem,
+        key_name=key_name,
+        roles=roles or ("evidence",),
+        also_sign=also_sign,
+        root_threshold=root_threshold,
+    )
+    shown = ",".join(entry.predicate.to_dict()["key"]["roles"])
+    click.echo(f"trusted {name or pubfile.stem} ({shown}) at seq {entry.seq} ({entry.digest})")
 
 
 @keys_group.command("revoke")
 @click.argument("keyid")
 @click.option("--reason", required=True, help="Why the key is revoked (recorded in the entry).")
-@click.option("--key", "key_name", help="Trusted key that signs the key-revoke entry.")
+@click.option("--key", "key_name", help="Root key that signs the key-revoke entry.")
+@click.option("--also-sign", multiple=True, metavar="NAME", help="Another root key that signs.")
 @click.pass_context
-def revoke_cmd(ctx: click.Context, keyid: str, reason: str, key_name: str | None) -> None:
+def revoke_cmd(
+    ctx: click.Context, keyid: str, reason: str, key_name: str | None, also_sign: tuple[str, ...]
+) -> None:
     """Append a key-revoke entry: later signatures by KEYID (or a unique prefix) are rejected."""
-    entry = ledger_from(ctx).revoke_key(keyid, reason, key_name=key_name)
+    entry = ledger_from(ctx).revoke_key(keyid, reason, key_name=key_name, also_sign=also_sign)
     click.echo(f"revoked {keyid} at seq {entry.seq} ({entry.digest})")
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import anchor_options, emit_json, exit_unless_verified, open_view
+from ledger.attestation import model_index
 from ledger.errors import UsageError
 from ledger.files import check_output_path, write_atomic
-from ledger.report import report_for_ledger, to_markdown, write_pareto_svg
+from ledger.gate import resolve_policy
+from ledger.report import Report, report_for_view, to_markdown, write_pareto_svg
 
 
 def plot_path(output: Path) -> Path:
@@ -29,16 +31,45 @@ def plot_path(output: Path) -> Path:
     help="Write here instead of stdout (Markdown also gets <stem>.pareto.svg beside it).",
 )
 @click.option("--policy", "policy_spec", metavar="FILE|NAME", help="Policy (default v37).")
+@click.option(
+    "--model-index",
+    "model_name",
+    metavar="MODEL",
+    help="Write a Hugging Face model card `model-index` YAML block for MODEL instead.",
+)
+@anchor_options
 @click.pass_context
 def report_cmd(
-    ctx: click.Context, as_md: bool, as_json: bool, output: Path | None, policy_spec: str | None
+    ctx: click.Context,
+    as_md: bool,
+    as_json: bool,
+    output: Path | None,
+    policy_spec: str | None,
+    model_name: str | None,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
 ) -> None:
-    """Per claim: best evidence, figures, gate state, reproduced or not, entry digest."""
-    if as_json and as_md:
-        raise UsageError("--json and --md are mutually exclusive")
+    """Per claim: best verified evidence, figures, gate state, reproduced or not, entry digest
+    (exit 1 if anything did not verify)."""
+    if sum((as_json, as_md, model_name is not None)) > 1:
+        raise UsageError("choose one of --json, --md and --model-index")
     if output is not None:
         check_output_path(output)
-    report = report_for_ledger(ledger_from(ctx), policy_spec)
+    ledger, view = open_view(ctx, trusted, genesis, quiet=as_json)
+    report = report_for_view(view, resolve_policy(policy_spec, view, ledger=ledger))
+    if model_name is not None:
+        text = model_index(report, model_name)
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            write_atomic(output, text.encode())
+            click.echo(f"wrote {output}", err=True)
+    else:
+        _write(report, as_json, output)
+    exit_unless_verified(view)
+
+
+def _write(report: Report, as_json: bool, output: Path | None) -> None:
     if as_json:
         if output is None:
             emit_json(report.to_json())

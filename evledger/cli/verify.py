@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from, progress_bar, trusted_keys_option
+from evledger.cli.output import (
+    anchor_from,
+    emit_json,
+    ledger_from,
+    progress_bar,
+    trusted_keys_option,
+    witness_options,
+)
 from ledger.errors import VerificationFailed
 from ledger.files import MAX_KEY_BYTES, read_regular_file
 from ledger.verify import CODES
@@ -32,6 +39,7 @@ from ledger.verify import CODES
     type=click.Path(path_type=Path, dir_okay=False),
     help="With --reproduce: the model file for claims not made on the default model.",
 )
+@witness_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
 @click.pass_context
 def verify_cmd(
@@ -45,7 +53,7 @@ def verify_cmd(
 ) -> None:
     """Verify every entry: canonical bytes, digests, chain, DSSE signatures, trust at each seq,
     schemas, Merkle root against stored checkpoints. Exit 0 only if all hold."""
-    pinned = [read_regular_file(p, max_bytes=MAX_KEY_BYTES, what="trusted key") for p in trusted]
+    anchor = anchor_from(trusted, genesis)
     since_text = None
     if since is not None:
         kept = read_regular_file(since, max_bytes=MAX_KEY_BYTES, what="checkpoint")
@@ -53,8 +61,15 @@ def verify_cmd(
     ledger = ledger_from(ctx)
     with progress_bar("verifying", enabled=not as_json) as update:
         report = ledger.verify(
-            pinned_keys=pinned, genesis=genesis, since_note=since_text, progress=update
+            pinned_keys=list(anchor.pinned_keys),
+            genesis=anchor.genesis,
+            since_note=since_text,
+            progress=update,
         )
+    if anchor.quorum:
+        from ledger.witness import apply_quorum
+
+        apply_quorum(ledger.store, "HEAD", anchor.witnesses, anchor.quorum, report)
     if reproduce:
         from evledger.rerun import RunnerRerunner
         from ledger.reproduce import recheck_claims

@@ -53,7 +53,8 @@ def test_gate_text_and_markdown(ledger: Ledger) -> None:
     assert "TNSEC" in out and out.strip().splitlines()[-1].startswith("NO-GO: ")
     code, out, _ = run(["--ledger", str(ledger.root), "gate", "--md", "--policy", "v38"])
     assert code == 1
-    assert out.startswith("**Gate `v38`: NO-GO**")
+    assert out.startswith("_trust: ledger genesis (unpinned); 3 of 3 entries verified_")
+    assert "\n**Gate `v38`: NO-GO**" in out
     assert "| claim | title | required | state | observed | entry |" in out
 
 

@@ -93,7 +93,7 @@ def test_cross_ledger_reproduction_round_trip(ledger: Ledger, tmp_path: Path) ->
     )
     assert rep.verdict == "reproduced"
     assert (
-        rep.entry.predicate["claim"]["imported_from"]["digest"]
+        rep.entry.document["predicate"]["claim"]["imported_from"]["digest"]
         == ledger.resolve(str(claim_seq)).digest
     )
     [bob_view] = audit_ledger(bob).claims

@@ -15,6 +15,7 @@ from ledger import merkle
 from ledger.api import Ledger, init_ledger
 from ledger.bundle import (
     BundleRefused,
+    assemble_bundle,
     build_bundle,
     export_bundle,
     foreign_entry_bytes,
@@ -22,7 +23,7 @@ from ledger.bundle import (
 )
 from ledger.canonical import digest_bytes, sha256_digest
 from ledger.chain import build_entry
-from ledger.errors import UsageError
+from ledger.errors import UsageError, VerificationFailed
 from ledger.evidence import metrics_of
 from ledger.keys import generate_key, load_key, public_pem
 from ledger.store import entry_path
@@ -68,9 +69,9 @@ def test_good_bundle_imports_byte_for_byte(source: Ledger, sink: Ledger, tmp_pat
     assert [e.kind for e in result.appended] == ["import", "import"]
     for imported, seq in zip(result.appended, (1, 2), strict=True):
         original = source.resolve(str(seq))
-        assert imported.predicate["envelope"] == original.envelope
+        assert imported.predicate.envelope == original.envelope
         assert foreign_entry_bytes(imported) == original.raw
-        assert imported.predicate["source"]["digest"] == original.digest
+        assert imported.predicate.source_digest == original.digest
         assert metrics_of(imported) == metrics_of(original)
     assert sink.verify().ok
     again = import_bundle(sink, path, key_name="bob")
@@ -128,7 +129,7 @@ def test_entry_signed_by_unknown_key_is_refused(
 ) -> None:
     mallory = generate_key("mallory")
     seq, prev = source.tip()  # type: ignore[misc]
-    statement = source.resolve("1").statement
+    statement = source.resolve("1").document
     entry = build_entry(statement, kind="evidence", seq=seq + 1, prev=prev, keys=[mallory])
     with source.store.lock():
         source.store.commit_files(
@@ -138,14 +139,17 @@ def test_entry_signed_by_unknown_key_is_refused(
     frontier = merkle.Frontier()
     for e in source.entries():
         frontier.append(merkle.leaf_hash(digest_bytes(e.digest)))
-    origin = source.resolve("0").predicate["origin"]
+    origin = source.resolve("0").document["predicate"]["origin"]
     cp = notes.Checkpoint(origin, frontier.size, frontier.root())
     note = notes.sign_note(cp, "alice", load_key("alice").private_key)
     with source.store.lock():
         source.store.commit_files(
             {f"checkpoints/{cp.size:09d}.note": note.encode()}, "cp", source.store.resolve()
         )
-    bundle = build_bundle(source, [str(entry.seq)])
+    with pytest.raises(VerificationFailed, match=r"seq 4 \(untrusted-key\)"):
+        build_bundle(source, [str(entry.seq)])  # export vouches only for a clean ledger
+    forged = list(source.entries())  # the forger assembles the bundle by hand
+    bundle = assemble_bundle(source, forged, {entry.seq: forged[-1]})
     refused(sink, write(bundle, tmp_path / "b.json"), "not signed by a key trusted")
 
 

@@ -12,6 +12,7 @@ from legacy import LEGACY_SAMPLES
 
 from ledger.api import Ledger
 from ledger.diff import diff_entries, fmt_value, table_rows
+from ledger.evidence import runner_of
 
 ROWS_A = [
     {"name": "l0.ffn", "cos": 0.98, "bytes_total": 100},
@@ -96,7 +97,7 @@ def test_legacy_vs_runner_notes(ledger: Ledger) -> None:
     [v43] = [
         e
         for e in ledger.append_files(LEGACY_SAMPLES, key_name="alice")
-        if e.runner == "evidence.v43.v1"
+        if runner_of(e) == "evidence.v43.v1"
     ]
     [st] = add(ledger, statement("proxy", {"cos_min": 0.99, "ratio_fp16_effective": 4.0}))
     d = diff_entries(v43, st)
@@ -174,4 +175,6 @@ def test_cli_diff_rev_gate_changes(ledger: Ledger) -> None:
     changes = {c["id"]: (c["old"], c["new"]) for c in doc["changes"]}
     assert changes == {"TNSEC": ("missing", "pass"), "V43": ("missing", "fail")}
     code, out, _ = run(["--ledger", str(ledger.root), "diff", "--rev", "HEAD~1..HEAD"])
-    assert code == 0 and out.startswith("gate v37: NO-GO -> NO-GO") and "TNSEC" in out
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("HEAD~1: trust: ledger genesis (unpinned)")
+    assert lines[2].startswith("gate v37: NO-GO -> NO-GO") and "TNSEC" in out

@@ -9,11 +9,11 @@ from ledger.api import Ledger
 from ledger.evidence import (
     direction,
     is_compression_claim,
-    legacy_metrics,
     metrics_of,
     runner_family,
     runner_of,
 )
+from ledger.statement import Legacy
 
 
 def test_runner_evidence_metrics(ledger: Ledger) -> None:
@@ -52,10 +52,8 @@ def test_legacy_samples_map(ledger: Ledger) -> None:
 
 def test_v300_mapping() -> None:
     doc = {"compression_results": {"compression_ratio": 30.0, "cosine_similarity": 0.98}}
-    assert legacy_metrics("evidence.v300.vajra.v1", doc) == {
-        "ratio_fp16_effective": 30.0,
-        "cos_min": 0.98,
-    }
+    legacy = Legacy.from_dict({"schema_id": "evidence.v300.vajra.v1", "document": doc})
+    assert legacy.metrics == {"ratio_fp16_effective": 30.0, "cos_min": 0.98}
 
 
 def test_direction() -> None:

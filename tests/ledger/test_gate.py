@@ -139,7 +139,7 @@ def test_subject_and_predicate_type_selectors(ledger: Ledger) -> None:
     )
     check = '{ metric = "out_cos", op = ">=", value = 0.99 }'
     sel = (
-        'predicate_type = "https://evledger.dev/predicates/static/v1", subject = "sha256:'
+        'predicate_type = "https://evledger.dev/predicates/evidence/v1", subject = "sha256:'
         + ("11" * 32)
         + '"'
     )
@@ -216,7 +216,9 @@ def test_packaged_policies_valid_and_copied_by_init(ledger: Ledger) -> None:
         policy = resolve_policy(name)
         assert policy.warnings == ()
     assert ledger.store.read_path("HEAD", "policies/v37.toml") is not None
-    assert resolve_policy(None, ledger).source == "ledger:policies/v37.toml"
+    used = resolve_policy(None, ledger.view(), ledger=ledger)
+    assert used.source.startswith("packaged v37 (sha256:") and used.signed
+    assert used.warnings == ()  # the copy init made is the packaged text: nothing to warn of
 
 
 def test_v37_is_no_go_because_of_ffn_sota(ledger: Ledger) -> None:
@@ -265,7 +267,7 @@ def test_gate_changes_between_revisions(ledger: Ledger) -> None:
 def test_load_policy_file_errors(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no such policy file"):
         resolve_policy(str(tmp_path / "nope.toml"))
-    with pytest.raises(Exception, match="no policy named 'v99'"):
+    with pytest.raises(Exception, match="no verified policy entry named 'v99' and no packaged"):
         resolve_policy("v99")
 
 

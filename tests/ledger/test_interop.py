@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 from cryptography.hazmat.primitives import serialization
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from ledger.api import Ledger
 from ledger.envelope import pae
-from ledger.keys import keyid_of, load_public_pem
+from ledger.errors import InputError
+from ledger.keys import keyid_of, load_public_pem, public_pem
 
 
 def sslib_key(pem: bytes) -> SSlibKey:
@@ -43,9 +46,14 @@ def test_securesystemslib_envelope_appends_as_import(ledger: Ledger, tmp_path: P
     envelope.sign(signer)
     path = tmp_path / "foreign.dsse.json"
     path.write_text(json.dumps(envelope.to_dict()))
-    [entry] = ledger.append_files([path], key_name="alice")
+    with pytest.raises(InputError, match="--signer-key"):  # unverified: refused, nothing written
+        ledger.append_files([path], key_name="alice")
+    assert ledger.tip() is not None and ledger.tip()[0] == 0
+    pem = signer.public_key.keyval["public"]
+    [entry] = ledger.append_files([path], key_name="alice", signer_keys=[_pem(pem)])
     assert entry.kind == "import"
-    kept = entry.predicate["envelope"]
+    assert entry.predicate.signer == keyid_of(_load(pem))
+    kept = entry.document["predicate"]["envelope"]
     assert kept == envelope.to_dict()  # the foreign envelope is kept verbatim
     assert Envelope.from_dict(kept).verify([signer.public_key], threshold=1)
     assert ledger.verify().ok
@@ -72,3 +80,13 @@ def test_rfc8032_test1_signature_vector(home: Path) -> None:
         "2WAfaHm5jluo0w+0rk8uVkluELJYWjSmU9x7EUzx+AyteDGJ4/nqyJXfmAUVFIAoQafWm7AxBZNw5M9ixNHiCA=="
     )
     assert orjson.loads(orjson.dumps(env))["payloadType"] == "application/vnd.in-toto+json"
+
+
+def _load(raw_hex: str) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(raw_hex))
+
+
+def _pem(raw_hex: str) -> bytes:
+    return public_pem(_load(raw_hex)).encode()

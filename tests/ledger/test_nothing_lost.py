@@ -390,7 +390,7 @@ def run_concurrent(led: Ledger, per_process: int, processes: int = 2) -> None:
     report = led.verify()
     assert report.ok, report.problems
     assert report.entries == total + 1
-    tags = sorted(e.subjects[0]["name"] for e in led.entries() if e.seq > 0)
+    tags = sorted(str(e.subjects[0].name) for e in led.entries() if e.seq > 0)
     expected = sorted(f"p{p}-{i}" for p in range(processes) for i in range(per_process))
     assert tags == expected  # nothing dropped, nothing duplicated
     assert int(git(led, "rev-list", "--count", "HEAD")) == total + 1

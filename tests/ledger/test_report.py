@@ -11,6 +11,7 @@ from evidence_factory import add, example_ledger, statement
 from invoke import run
 
 from ledger.api import Ledger
+from ledger.evidence import metrics_of, runner_of
 from ledger.gate import resolve_policy
 from ledger.ratedistortion import bound_ratio
 from ledger.report import build_report, to_markdown, write_pareto_svg
@@ -31,10 +32,13 @@ def example(ledger: Ledger) -> Ledger:
 
 def test_report_rows(example: Ledger) -> None:
     entries = list(example.entries())
-    [static] = [e for e in entries if e.runner == "static"]
-    repro = statement("static", dict(static.predicate["metrics"]))
+    [static] = [e for e in entries if runner_of(e) == "static"]
+    repro = statement("static", dict(metrics_of(static)))
+    repro["predicateType"] = "https://evledger.dev/predicates/reproduction/v1"
     repro["predicate"].update(
-        claim={"seq": static.seq, "digest": static.digest}, deltas={}, verdict="reproduced"
+        claim={"seq": static.seq, "digest": static.digest, "predicate_type": "x"},
+        deltas={},
+        verdict="reproduced",
     )
     [r] = add(example, repro, kind="reproduction")
     report = build_report(list(example.entries()), resolve_policy("v37"))

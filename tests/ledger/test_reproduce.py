@@ -22,6 +22,7 @@ from ledger.reproduce import (
     reproduce,
     tolerance_for,
 )
+from ledger.statement import Reproduction as ReproductionPredicate
 from runners.model import ModelSource
 from runners.registry import get_runner
 from runners.statement import run_runner
@@ -74,8 +75,9 @@ def test_same_machine_reproduction_has_zero_deltas(ledger: Ledger, model: Path) 
     assert result.deltas and all(d["delta"] == 0 for d in result.deltas.values())
     assert result.entry.kind == "reproduction"
     pred = result.entry.predicate
-    assert pred["claim"]["seq"] == seq
-    assert pred["claim"]["digest"] == ledger.resolve(str(seq)).digest
+    assert isinstance(pred, ReproductionPredicate) and pred.claim is not None
+    assert pred.claim.seq == seq
+    assert pred.claim.digest == ledger.resolve(str(seq)).digest
     assert result.entry.subjects == ledger.resolve(str(seq)).subjects
     assert not [p for p in ledger.verify().problems if p.seq == result.entry.seq]
 

@@ -12,6 +12,7 @@ import pytest
 from ledger.api import Ledger
 from ledger.canonical import canonical_bytes
 from ledger.chain import build_entry, parse_entry
+from ledger.errors import UsageError
 from ledger.keys import generate_key, load_key, public_pem
 from ledger.store import entry_path
 
@@ -86,7 +87,7 @@ def test_two_entries_swapped(filled: Ledger) -> None:
 def test_entry_resigned_by_untrusted_key(filled: Ledger, home: Path) -> None:
     mallory = generate_key("mallory")
     original = parse_entry(raw_entry(filled, 2))
-    statement = dict(original.statement)
+    statement = dict(original.document)
     forged = build_entry(
         statement, kind=original.kind, seq=2, prev=original.prev, keys=[mallory], time=original.time
     )
@@ -137,7 +138,7 @@ def test_key_used_after_revocation(filled: Ledger, home: Path) -> None:
         filled.append_files(samples[:1], key_name="bob")
     tip_seq, tip_digest = filled.tip() or (0, "")
     forged = build_entry(
-        by_bob.statement, kind="evidence", seq=tip_seq + 1, prev=tip_digest, keys=[bob]
+        by_bob.document, kind="evidence", seq=tip_seq + 1, prev=tip_digest, keys=[bob]
     )
     commit_as_attacker(filled, {entry_path(forged.seq): forged.raw})
     found = codes(filled)
@@ -150,12 +151,16 @@ def test_genesis_pins(filled: Ledger, home: Path, tmp_path: Path) -> None:
     genesis = filled.verify().genesis
     assert genesis
     assert filled.verify(
-        genesis=genesis[:20], pinned_keys=[public_pem(alice.public_key).encode()]
+        genesis=genesis[:23], pinned_keys=[public_pem(alice.public_key).encode()]
     ).ok
+    later = {(seq, "untrusted-key") for seq in range(1, 5)}  # a wrong root vouches for nothing
     other = generate_key("other")
     found = codes(filled, pinned_keys=[public_pem(other.public_key).encode()])
-    assert found == {(0, "untrusted-key")}
-    assert codes(filled, genesis="sha256:0000") == {(0, "genesis-mismatch")}
+    assert found == {(0, "untrusted-key")} | later
+    assert codes(filled, genesis="sha256:" + "0" * 16) == {(0, "genesis-mismatch")} | later
+    for too_short in ("sha256:", "s", genesis[:20]):
+        with pytest.raises(UsageError, match="16 hex digits"):
+            filled.verify(genesis=too_short)
 
 
 def test_non_canonical_bytes(filled: Ledger) -> None:

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
-from ledger.audit import audit_ledger
+from ledger.audit import audit_view
 from ledger.errors import EvledgerError
 from ledger.ratedistortion import bound_ratio
 from tui.widgets.diff_table import fit_columns
@@ -100,7 +100,7 @@ class AuditScreen(Screen[None]):
     def compute(self) -> None:
         """Audit the ledger off the UI thread (claims, reproductions, physics check)."""
         try:
-            rows = module_rows(audit_ledger(self.evapp.ledger))
+            rows = module_rows(audit_view(self.evapp.current_view()))
         except (EvledgerError, ValueError, KeyError, TypeError) as e:
             self.post_message(AuditComputed([], "", str(e)))
             return

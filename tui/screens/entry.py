@@ -19,6 +19,7 @@ from ledger.canonical import digest_bytes
 from ledger.chain import Entry
 from ledger.checkpoint import CheckpointError, parse_note
 from ledger.errors import EvledgerError
+from ledger.evidence import runner_of
 from ledger.verify import stored_checkpoints
 from tui.widgets.json_view import JsonTree, JsonView
 
@@ -142,12 +143,12 @@ class EntryScreen(Screen[None]):
             return
         entry = self.entry = message.entry
         try:
-            statement = entry.statement
+            statement = entry.document
         except (ValueError, KeyError, TypeError) as e:
             statement = {"error": f"payload unreadable: {e}"}
+        runner = (_readable(entry) and runner_of(entry)) or ""
         self.query_one("#entry-title", Static).update(
-            f"Entry {entry.seq} · {entry.kind} · {escape(entry.runner or '')} · "
-            f"{entry.digest[:23]}…"
+            f"Entry {entry.seq} · {entry.kind} · {escape(runner)} · {entry.digest[:23]}…"
         )
         self.query_one(JsonTree).load(statement)
         self.query_one(JsonView).load(statement)
@@ -162,7 +163,7 @@ class EntryScreen(Screen[None]):
     def _fill_overview(self, entry: Entry, inclusion: str) -> None:
         app = self.evapp
         report = app.report
-        pred = entry.predicate if isinstance(entry.statement, dict) else {}
+        pred = entry.document.get("predicate", {}) if _readable(entry) else {}
         summary = [
             f"[b]seq[/b] {entry.seq}   [b]kind[/b] {entry.kind}   [b]time[/b] {escape(entry.time)}",
             f"[b]predicate[/b] {escape(entry.predicate_type)}",
@@ -255,11 +256,8 @@ class EntryScreen(Screen[None]):
         subjects: DataTable[str] = self.query_one("#entry-subjects", DataTable)
         subjects.clear(columns=True)
         subjects.add_columns("name", "sha256")
-        for s in entry.subjects:
-            if isinstance(s, dict):
-                digest = s.get("digest", {})
-                sha = digest.get("sha256", "") if isinstance(digest, dict) else ""
-                subjects.add_row(str(s.get("name", "")), str(sha))
+        for s in entry.subjects if _readable(entry) else ():
+            subjects.add_row(str(s.name or ""), str(s.sha256 or ""))
 
     @on(DataTable.RowSelected, "#entry-reproductions")
     def _open_reproduction(self, event: DataTable.RowSelected) -> None:
@@ -285,3 +283,11 @@ class EntryScreen(Screen[None]):
     def action_back(self) -> None:
         """Back to where we came from."""
         self.app.pop_screen()
+
+
+def _readable(entry: Entry) -> bool:
+    """True if the entry's payload decodes (an unreadable one is still shown, as unreadable)."""
+    try:
+        return isinstance(entry.document, dict)
+    except (ValueError, KeyError, TypeError):
+        return False

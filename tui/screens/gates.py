@@ -106,8 +106,9 @@ class GatesScreen(Screen[None]):
         try:
             from ledger import gate
 
-            policy = gate.resolve_policy(name, self.evapp.ledger)
-            result = gate.evaluate_ledger(self.evapp.ledger, policy)
+            view = self.evapp.current_view()
+            policy = gate.resolve_policy(name, view, ledger=self.evapp.ledger)
+            result = gate.evaluate_view(view, policy)
         except ImportError:
             self.post_message(GatesEvaluated(name, None, "ledger.gate is not available"))
             return
@@ -135,7 +136,15 @@ class GatesScreen(Screen[None]):
         self.set_class(result.go, "-go")
         self.set_class(not result.go, "-no-go")
         blocking = [c.id for c in result.claims if c.blocking]
-        text = f" {result.outcome} · policy {result.policy} · {result.entries} entries"
+        trust = result.trust
+        text = (
+            f" {result.outcome} · policy {result.policy} · {result.entries} verified entries"
+            f" · {trust.get('verified', 0)} of {trust.get('entries', 0)} entries verified"
+        )
+        if trust.get("excluded"):
+            text += " · excluded: " + ", ".join(
+                f"seq {x['seq']} ({'/'.join(x['codes'])})" for x in trust["excluded"][:3]
+            )
         if blocking:
             text += f" · blocking: {', '.join(blocking)}"
         banner.update(escape(text))
