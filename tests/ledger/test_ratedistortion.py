@@ -91,8 +91,13 @@ def test_above_the_reference_without_weights_needs_reproduction(
     assert not evaluate(policy, [claim]).go
     repro = _claim(ratio)
     repro["predicateType"] = "https://evledger.dev/predicates/reproduction/v1"
-    repro["predicate"]["claim"] = {"seq": claim.seq, "digest": claim.digest}
+    repro["predicate"]["claim"] = {
+        "seq": claim.seq,
+        "digest": claim.digest,
+        "predicate_type": claim.predicate_type,
+    }
     repro["predicate"]["verdict"] = "reproduced"
+    repro["predicate"]["deltas"] = {}
     [same_key] = add(ledger, repro, kind="reproduction")
     assert settle(physics, claim, [same_key]).status == "needs-reproduction"
     bob, _ = init_ledger(tmp_path / "bob", "bob")
