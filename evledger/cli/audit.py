@@ -72,13 +72,15 @@ def audit_cmd(
         n = report.counts()
         console.print(
             f"{n['claims']} claims: {n['reproduced']} reproduced, {n['diverged']} diverged, "
-            f"{n['unreproduced']} unreproduced, {n['implausible']} implausible"
+            f"{n['unreproduced']} unreproduced, {n['implausible']} implausible, "
+            f"{n['needs-reproduction']} needing reproduction"
         )
     exit_unless_verified(view)
     if not report.ok:
         n = report.counts()
         raise VerificationFailed(
-            f"audit: {n['diverged']} diverged, {n['implausible']} implausible claim(s)"
+            f"audit: {n['diverged']} diverged, {n['implausible']} implausible, "
+            f"{n['needs-reproduction']} needing reproduction claim(s)"
         )
 
 
