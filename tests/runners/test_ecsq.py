@@ -119,7 +119,7 @@ def test_gptq_feedback_lowers_the_layer_output_error_on_the_same_grid() -> None:
     err_plain = (x @ (w - plain.w_hat).T).norm()
     err_fb = (x @ (w - fb.w_hat).T).norm()
     assert err_fb < 0.9 * err_plain
-    back, w_hat = ecsq_core.decode(dict(fb.parts))
+    _back, w_hat = ecsq_core.decode(dict(fb.parts))
     assert torch.equal(w_hat, fb.w_hat)
 
 
