@@ -8,7 +8,9 @@ every TUI screen read `view.entries`; their outputs open with `view.trust_line()
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +156,22 @@ class VerifiedView:
                 raise UsageError(f"seq {x.seq} does not verify ({', '.join(x.codes)}): {x.message}")
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the view is built, then freeze what it keeps:
+    a view holds every entry alive for as long as it is read, and without the freeze each
+    collection would rescan them all (gate/report slowed 2-3x at 10k entries). Entries hold no
+    reference cycles; reference counting frees them whatever the collector does."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def verified_view(
     ledger: Any,
     anchor: TrustAnchor | None = None,
@@ -164,14 +182,15 @@ def verified_view(
     """Verify the ledger at `rev` under `anchor` and keep only what verified."""
     anchor = anchor or TrustAnchor()
     kept: list[Entry] = []
-    report = verify_ledger(
-        ledger.store,
-        rev=rev,
-        pinned_keys=list(anchor.pinned_keys),
-        genesis=anchor.genesis,
-        progress=progress,
-        keep=kept,
-    )
+    with _collector_paused():  # keeping every entry alive makes each GC pass rescan them all
+        report = verify_ledger(
+            ledger.store,
+            rev=rev,
+            pinned_keys=list(anchor.pinned_keys),
+            genesis=anchor.genesis,
+            progress=progress,
+            keep=kept,
+        )
     by_seq: dict[int, list[Problem]] = {}
     for problem in report.problems:
         if problem.seq is not None and problem.code in ENTRY_CODES:
