@@ -11,13 +11,15 @@ setup: $(VENV)/.installed
 # torch==2.13.0 first: the CPU build served from this machine's disk; an unpinned torch
 # would pull a multi-GB CUDA build. The project's `torch>=2.2` is then already satisfied.
 $(VENV)/.installed: pyproject.toml
+	@echo "== setup: installing torch (CPU) and evledger into $(VENV) (first run only, 1-5 min; needs the package index)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[demo,test]'
 	touch $@
 
 demo: setup
-	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO)
+	@echo "== demo: the runner suite, the legacy samples, verify, gates, audit and report in $(DEMO)/"
+	@PATH="$(abspath $(BIN)):$$PATH" $(PY) -m evledger.demo $(DEMO)
 
 test: setup
 	$(PY) -m pytest -n 2 -q

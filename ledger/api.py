@@ -29,7 +29,7 @@ from ledger.keys import (
     public_pem,
 )
 from ledger.statement import Genesis
-from ledger.store import ENTRY_DIR, Store, entry_path
+from ledger.store import Store, entry_path
 from ledger.trust import TRUST_EXTENSION
 from ledger.verify import (
     CHECKPOINT_DIR,
@@ -77,13 +77,15 @@ def init_ledger(path: Path, key_name: str | None = None) -> tuple[Ledger, Entry]
         repo = git.Repo(path)
         if Ledger(path).tip() is not None:
             raise UsageError(f"{path} is already a ledger")
+        with repo.config_writer() as cfg:
+            # a project repository keeps its full index and entry files in the working
+            # tree; a split, v4 index keeps each append's index write small
+            cfg.set_value("core", "splitIndex", "true")
+            cfg.set_value("index", "version", "4")
     else:
-        repo = git.Repo.init(path, initial_branch="main")
-    with repo.config_writer() as cfg:
-        # every append stages its entry: a split, v4 index keeps that write small at 100k
-        # entries (update-index 10 ms instead of 40 ms)
-        cfg.set_value("core", "splitIndex", "true")
-        cfg.set_value("index", "version", "4")
+        git.Repo.init(path, initial_branch="main")
+        # a new ledger keeps evidence/ as one sparse-index entry: appends stay O(1) in size
+        Store(path).enable_sparse_evidence()
     key = _signing_key(key_name, create=True)
     ledger = Ledger(path)
     origin = f"evledger.dev/ledger/{secrets.token_hex(8)}"
@@ -267,18 +269,30 @@ class Ledger:
         return iter_entries(self.store, rev)
 
     def tip(self, rev: str = "HEAD") -> tuple[int, str] | None:
-        """(seq, digest) of the newest entry, or None for an empty ledger."""
-        commit = self.store.resolve(rev)
-        if commit is None:
+        """(seq, digest) of the newest entry, or None for an empty ledger.
+
+        It comes from the chain, not from the highest file name: the listing must be
+        exactly entries 0..n-1 (`Store.chain_listing`) and the newest entry must say it is
+        seq n-1; otherwise this raises `LedgerError` (appending would fork or overwrite).
+        """
+        listing = self.store.chain_listing(rev)
+        if listing.size == 0 or listing.tip_blob is None:
             return None
+        seq = listing.size - 1
+        raw = self.store.read_blob(listing.tip_blob)
         try:
-            shards = self.store.repo.commit(commit).tree / ENTRY_DIR
-            last_shard = max(shards.trees, key=lambda t: t.name)
-            last = max(last_shard.blobs, key=lambda b: b.name)
-        except (KeyError, ValueError):
-            return None
-        raw = last.data_stream.read()
-        return parse_entry(raw).seq, sha256_digest(raw)
+            entry = parse_entry(raw, entry_path(seq))
+        except ValueError as e:
+            raise LedgerError(
+                f"refusing to append: the newest entry (seq {seq}) is not an entry ({e}); "
+                "run `evledger verify` for details"
+            ) from e
+        if entry.seq != seq:
+            raise LedgerError(
+                f"refusing to append: the entry at position {seq} says it is seq {entry.seq}; "
+                "run `evledger verify` for details"
+            )
+        return seq, sha256_digest(raw)
 
     def resolve(self, ref: str) -> Entry:
         """A verified entry by seq, digest (prefix), `latest` or `RUNNER@latest`."""
@@ -337,7 +351,7 @@ class Ledger:
         signers = [key, *(_signing_key(n) for n in also_sign if n != key.name)]
         with self.store.lock():
             parent = self.store.resolve()
-            tip = self.tip()
+            tip = self.tip(parent) if parent is not None else None  # the locked commit
             if tip is None:
                 raise LedgerError(
                     "the ledger has no genesis entry; run `evledger init`", path=self.root
@@ -553,6 +567,10 @@ class Ledger:
             # the note names the signer as the ledger knows it (verify looks it up by that name)
             text = notes.sign_note(cp, record["name"], key.private_key)
             base = f"{CHECKPOINT_DIR}/{cp.size:09d}"
+            stored = self.store.read_path(parent, f"{base}.note")
+            if stored is not None:  # no entry since the last checkpoint: nothing to commit
+                kept = stored.decode("utf-8", errors="replace")
+                return kept, notes.parse_note(kept)[0]
             files = {f"{base}.note": text.encode(), f"{base}.state.json": canonical_bytes(state)}
             self.store.commit_files(files, f"evledger: checkpoint {cp.size}", parent)
         return text, cp

@@ -23,6 +23,7 @@ from ledger.evidence import evidence_statement, is_legacy, predicate_of, runner_
 from ledger.ratedistortion import FAILING, Physics, physics_of, settle, structured_marker
 from ledger.reproduce import Tolerance, compare_metrics
 from ledger.statement import Import, Reproduction, RunnerEvidence
+from ledger.textsafe import md_cell, md_code, md_text
 from ledger.view import TrustAnchor, VerifiedView, verified_view
 
 REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
@@ -124,14 +125,15 @@ class AuditReport:
             "| seq | runner | signer | verdict | checks | physics | ratio | cos | bound | digest |",
             "|---:|---|---|---|---:|---|---:|---:|---:|---|",
         ]
-        for c in self.claims:
+        for c in self.claims:  # every string from an entry goes through md_cell
             p = c.physics
             lines.append(
-                f"| {c.seq} | {c.runner or ''} | {c.signer[:12]} | {verdict_text(c)} | "
-                f"{len(c.checks)} | {p.status} | {_fmt(p.ratio)} | {_fmt(p.cos, 6)} | "
-                f"{_fmt(p.bound_ratio)} | `{c.digest[:19]}` |"
+                f"| {c.seq} | {md_cell(c.runner or '')} | {md_cell(c.signer[:12])} | "
+                f"{md_cell(verdict_text(c))} | {len(c.checks)} | {md_cell(p.status)} | "
+                f"{_fmt(p.ratio)} | {_fmt(p.cos, 6)} | {_fmt(p.bound_ratio)} | "
+                f"{md_code(c.digest[:19])} |"
             )
-        notes = [f"- seq {c.seq}: {c.physics.note}" for c in self.claims if c.physics.note]
+        notes = [f"- seq {c.seq}: {md_text(c.physics.note)}" for c in self.claims if c.physics.note]
         if notes:
             lines += [
                 "",

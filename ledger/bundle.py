@@ -33,7 +33,7 @@ from ledger.canonical import canonical_bytes, digest_bytes, is_canonical, loads_
 from ledger.chain import Entry, parse_entry
 from ledger.envelope import b64decode, pae
 from ledger.errors import InputError, UsageError, VerificationFailed
-from ledger.files import check_output_path, read_json_file, write_atomic
+from ledger.files import PUBLIC_FILE_MODE, check_output_path, read_json_file, write_atomic
 from ledger.keys import keyid_of, load_public_pem, verify_signature
 from ledger.statement import Import
 from ledger.trust import (
@@ -131,7 +131,7 @@ def export_bundle(ledger: Ledger, refs: list[str], output: Path) -> dict[str, An
     """Write the bundle for `refs` to `output` (atomically); return it."""
     check_output_path(output, "bundle")
     bundle = build_bundle(ledger, refs)
-    write_atomic(output, canonical_bytes(bundle))
+    write_atomic(output, canonical_bytes(bundle), mode=PUBLIC_FILE_MODE)
     return bundle
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
 from ledger.canonical import loads_strict
-from ledger.errors import InputError
+from ledger.errors import EvledgerError, InputError
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 MAX_KEY_BYTES = 64 * 1024
@@ -39,14 +39,34 @@ def check_output_path(path: Path, what: str = "output") -> None:
         raise InputError(f"the {what}'s folder does not exist", path=path)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a temp file beside `path`, then rename: nothing half-written on error."""
+class OutputError(EvledgerError):
+    """An output file could not be written (disk full, permissions); nothing was left."""
+
+
+#: reports, bundles, checkpoint notes: readable by everyone the umask allows
+PUBLIC_FILE_MODE = 0o644
+#: secrets (private keys): the owner only
+PRIVATE_FILE_MODE = 0o600
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Write a temp file beside `path` with permission bits `mode` (the umask still applies,
+    as for any new file), then rename: on any error nothing is left, half-written or not."""
     check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.absolute().parent)
+    folder = path.absolute().parent
+    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"could not write the file: {e.strerror or e}", path=path) from e
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -6,7 +6,6 @@ import hashlib
 import math
 import operator
 import re
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import schemas
+from ledger.canonical import loads_toml_strict
 from ledger.chain import Entry
 from ledger.errors import InputError
 from ledger.evidence import (
@@ -423,10 +423,7 @@ def parse_policy(text: str | bytes, *, source: str = "", path: Path | str | None
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
             raise InputError("policy is not UTF-8 text", path=path) from e
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"not valid TOML: {e}", path=path) from e
+    doc = loads_toml_strict(text, path=path)  # size, depth and number limits; no nan/inf
     return policy_from_doc(doc, source=source, path=path)
 
 

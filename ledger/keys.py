@@ -8,12 +8,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import InputError, SigningKeyError, UsageError
 
+MAX_PRIVATE_KEY_BYTES = 64 * 1024
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -149,18 +150,47 @@ def load_key(
             else "; create one with `evledger keys generate NAME`"
         )
         raise SigningKeyError(f"no private key named {name!r} (looked in {key_path.parent}){hint}")
-    if key_path.stat().st_mode & 0o077:
-        raise SigningKeyError(f"{key_path} is readable by others; run: chmod 600 {key_path}")
-    data = key_path.read_bytes()
     try:
-        key = serialization.load_pem_private_key(data, password=_passphrase(passphrase))
+        info = key_path.stat()
+        if info.st_mode & 0o077:
+            raise SigningKeyError(f"{key_path} is readable by others; run: chmod 600 {key_path}")
+        if info.st_size > MAX_PRIVATE_KEY_BYTES:
+            raise SigningKeyError(f"key {name!r} is not a PEM key (file too large): {key_path}")
+        data = key_path.read_bytes()
+    except OSError as e:
+        raise SigningKeyError(f"cannot read key {name!r}: {e.strerror or e}") from e
+    secret = _passphrase(passphrase)
+    try:
+        key = serialization.load_pem_private_key(data, password=secret)
     except TypeError as e:
+        if secret is not None:
+            raise SigningKeyError(
+                f"key {name!r} is not encrypted: unset EVLEDGER_PASSPHRASE"
+            ) from e
         raise SigningKeyError(f"key {name!r} is encrypted: set EVLEDGER_PASSPHRASE") from e
-    except ValueError as e:
-        raise SigningKeyError(f"cannot read key {name!r}: wrong passphrase or not a PEM key") from e
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise SigningKeyError(
+            f"cannot read key {name!r}: wrong passphrase, or the file is corrupt or not a PEM "
+            f"private key ({key_path})"
+        ) from e
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningKeyError(f"key {name!r} is not an Ed25519 key")
+    _check_matches_public(name, key, key_path.with_suffix(".pub"))
     return SigningKey(name, key)
+
+
+def _check_matches_public(name: str, key: Ed25519PrivateKey, pub_path: Path) -> None:
+    """A private key file altered in one base64 digit still parses, as another key: refuse
+    it when the public key stored beside it says otherwise."""
+    try:
+        pub = load_public_pem(pub_path.read_bytes(), path=pub_path)
+    except (OSError, InputError):
+        return  # no (readable) public half: the ledger's trust check still applies
+    if keyid_of(pub) != keyid_of(key.public_key()):
+        raise SigningKeyError(
+            f"key {name!r} does not match {pub_path.name} beside it: the private key file is "
+            "corrupt or was replaced"
+        )
 
 
 def list_keys(directory: Path | None = None) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ from ledger.envelope import b64decode_canonical, pae, verify_foreign
 from ledger.errors import UsageError
 from ledger.keys import keyid_of, load_public_pem, verify_signature
 from ledger.statement import Genesis, Import, Legacy
-from ledger.store import ENTRY_DIR, Store, entry_path, seq_from_path
+from ledger.store import ENTRY_DIR, Store, UnreadableObject, entry_path, seq_from_path
 from ledger.trust import (
     TRUST_EXTENSION,
     TrustError,
@@ -43,6 +43,7 @@ STATE_EXTENSION = "evledger-state"
 #: stable problem codes and what they mean (shown by `verify --help` and the TUI)
 CODES = {
     "bad-entry": "the entry file is not a well-formed entry",
+    "unreadable-object": "the entry's git object is missing or corrupt (run `git fsck`)",
     "not-canonical": "the entry bytes are not RFC 8785 canonical JSON",
     "schema": "the entry, statement or predicate does not match its JSON Schema",
     "out-of-order": "the entry's own seq differs from its position in the ledger",
@@ -179,6 +180,8 @@ class Verifier:
         """
         report = self.report
         before = len(report.problems)
+        if isinstance(raw, UnreadableObject):
+            report.add(path_seq, "unreadable-object", f"git object {raw.sha}: {raw.reason}")
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         report.digests.append(digest)
         state.frontier.append(merkle.leaf_hash(bytes.fromhex(digest[7:])))
@@ -488,7 +491,7 @@ def verify_ledger(
     trust_at: dict[int, TrustState] = {}
     total = len(ordered)
     for i, (raw, (seq, _sha)) in enumerate(
-        zip(store.read_blobs(s for _, s in ordered), ordered, strict=True)
+        zip(store.read_blobs((s for _, s in ordered), mark_unreadable=True), ordered, strict=True)
     ):
         entry = verifier.check(raw, seq, state)
         if keep is not None and entry is not None:
@@ -724,7 +727,8 @@ def _verify_since_fast(
     vstate = _State(trust, frontier, state_doc["tip"], cp.size)
     expected = cp.size
     trust_at: dict[int, TrustState] = {}
-    for i, (raw, (seq, _)) in enumerate(zip(store.read_blobs(s for _, s in new), new, strict=True)):
+    blobs = store.read_blobs((s for _, s in new), mark_unreadable=True)
+    for i, (raw, (seq, _)) in enumerate(zip(blobs, new, strict=True)):
         for missing in range(expected, seq):
             report.add(missing, "missing-entry", f"entry {missing} is missing")
         expected = seq + 1

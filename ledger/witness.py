@@ -34,7 +34,7 @@ from ledger import checkpoint as notes
 from ledger import merkle
 from ledger.canonical import canonical_bytes, digest_bytes
 from ledger.errors import LedgerError, UsageError, VerificationFailed
-from ledger.files import write_atomic
+from ledger.files import PRIVATE_FILE_MODE, write_atomic
 from ledger.keys import SigningKey, check_name, evledger_home, generate_key, load_key
 from ledger.store import ENTRY_DIR, SHARD_SIZE, Store, entry_path, seq_from_path
 from ledger.trust import (
@@ -87,7 +87,7 @@ def init_witness(name: str) -> Witness:
     (folder / "logs").mkdir(parents=True, exist_ok=True, mode=0o700)
     witness = Witness(name, key, folder)
     info = {"name": name, "keyid": key.keyid, "vkey": witness.vkey}
-    write_atomic(folder / "witness.json", canonical_bytes(info))
+    write_atomic(folder / "witness.json", canonical_bytes(info), mode=PRIVATE_FILE_MODE)
     return witness
 
 
@@ -388,7 +388,8 @@ def _record(
         trust=nxt["trust"],
         cosigned_at=timestamp,
     )
-    write_atomic(_origin_file(witness, cp.origin, ".json"), canonical_bytes(state.to_json()))
+    state_file = _origin_file(witness, cp.origin, ".json")  # the witness's own 0700 folder
+    write_atomic(state_file, canonical_bytes(state.to_json()), mode=PRIVATE_FILE_MODE)
     row = {
         "time": timestamp,
         "origin": cp.origin,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The rate-distortion runners (issue 12) on the default model, appended to the ledger named
-# by EVLEDGER_LEDGER (or the current git root), signed with EVLEDGER_KEY. Used by demo.sh;
-# to add them to an existing example ledger: EVLEDGER_LEDGER=. bash scripts/limit-runs.sh
+# by EVLEDGER_LEDGER (or the current git root), signed with EVLEDGER_KEY (not yet wired into
+# evledger/demo.py). To add them to the example ledger: EVLEDGER_LEDGER=. bash scripts/limit-runs.sh
 set -euo pipefail
 for target in 0.99 0.94; do
   echo "== evledger run ecsq target_cos=$target"

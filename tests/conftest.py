@@ -6,9 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hermetic import READS
 from legacy import LEGACY_SAMPLES
 
 from ledger.api import Ledger, init_ledger
+
+# every file or folder a test opens outside the checkout, temp and interpreter is recorded
+if not READS.active:
+    READS.install()
 
 
 @pytest.fixture
@@ -52,3 +57,23 @@ def _hermetic_git(tmp_path_factory: pytest.TempPathFactory) -> None:
         "GIT_COMMITTER_EMAIL": "tests@evledger.invalid",
     }.items():
         os.environ[key] = value
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _allow_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The pytest temp root is allowed wherever --basetemp puts it."""
+    base = os.path.realpath(tmp_path_factory.getbasetemp())
+    if base not in READS.roots:
+        READS.roots.append(base)
+
+
+@pytest.fixture(autouse=True)
+def _reads_inside(request: pytest.FixtureRequest, _allow_basetemp: None) -> object:
+    """A test that opens anything outside the allowed roots fails (at teardown)."""
+    READS.current = request.node.nodeid
+    mark = len(READS.outside)
+    yield
+    outside = READS.since(mark)
+    READS.current = "(between tests)"
+    if outside:
+        pytest.fail(f"read outside the checkout and temp folders: {sorted(set(outside))}")

@@ -7,10 +7,14 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from ledger.textsafe import safe_markup
+
 if TYPE_CHECKING:
     from tui.app import EvledgerApp
 
 MAX_HITS = 20
+#: the palette parses prompts and help as Textual markup: entry text goes in escaped
+markup = partial(safe_markup, dialect="textual")
 
 
 class EntryProvider(Provider):
@@ -28,9 +32,9 @@ class EntryProvider(Provider):
         for pos in range(len(index) - 1, max(-1, len(index) - 6), -1):
             row = index.row(pos)
             yield DiscoveryHit(
-                f"Open entry {row.seq} ({row.runner or row.kind})",
+                markup(f"Open entry {row.seq} ({row.runner or row.kind})"),
                 partial(self._app.jump_to_entry, row.seq),
-                help=row.digest[:23],
+                help=markup(row.digest[:23]),
             )
 
     async def search(self, query: str) -> Hits:
@@ -41,12 +45,12 @@ class EntryProvider(Provider):
         matcher = self.matcher(query)
         for pos in index.search(query)[:MAX_HITS]:
             row = index.row(pos)
-            title = f"Open entry {row.seq}: {row.kind} {row.runner} {row.subject}".strip()
+            title = markup(f"Open entry {row.seq}: {row.kind} {row.runner} {row.subject}".strip())
             score = matcher.match(title) or 0.5
             yield Hit(
                 score,
                 matcher.highlight(title),
                 partial(self._app.jump_to_entry, row.seq),
                 text=title,
-                help=row.digest[:23],
+                help=markup(row.digest[:23]),
             )

@@ -5,11 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from evledger.cli.output import anchor_options, emit_json, exit_unless_verified, open_view, stdout
+from evledger.cli.output import (
+    anchor_options,
+    cell,
+    emit_json,
+    exit_unless_verified,
+    open_view,
+    plural,
+    print_out,
+    say,
+    table,
+)
 from ledger.audit import audit_view, verdict_text
 from ledger.errors import UsageError, VerificationFailed
+from ledger.textsafe import md_cell
 
 
 @click.command("audit")
@@ -36,44 +46,34 @@ def audit_cmd(
     if as_json:
         emit_json(report.to_json())
     elif as_md:
-        click.echo(f"_{report.trust_line.replace('|', '/')}_\n\n" + report.to_markdown(), nl=False)
+        click.echo(f"_{md_cell(report.trust_line)}_\n\n" + report.to_markdown(), nl=False)
     else:
-        click.echo(report.trust_line)
-        table = Table(
-            "seq",
-            "runner",
-            "signer",
-            "verdict",
-            "checks",
-            "physics",
-            "ratio",
-            "cos",
-            "bound",
-            box=None,
+        say(report.trust_line)
+        grid = table(
+            ">seq", "runner", "signer", "verdict", ">checks", "physics", ">ratio", ">cos", ">bound"
         )
         for c in report.claims:
             p = c.physics
-            table.add_row(
-                str(c.seq),
-                c.runner or "",
-                c.signer[:12],
-                verdict_text(c),
-                str(len(c.checks)),
-                p.status,
-                "" if p.ratio is None else f"{p.ratio:.3f}",
-                "" if p.cos is None else f"{p.cos:.6f}",
-                "" if p.bound_ratio is None else f"{p.bound_ratio:.3f}",
+            grid.add_row(
+                cell(c.seq),
+                cell(c.runner or ""),
+                cell(c.signer[:12]),
+                cell(verdict_text(c)),
+                cell(len(c.checks)),
+                cell(p.status),
+                cell("" if p.ratio is None else f"{p.ratio:.3f}"),
+                cell("" if p.cos is None else f"{p.cos:.6f}"),
+                cell("" if p.bound_ratio is None else f"{p.bound_ratio:.3f}"),
             )
-        console = stdout()
-        console.print(table)
+        print_out(grid)
         for c in report.claims:
             if c.physics.note:
-                console.print(f"seq {c.seq}: {c.physics.note}")
+                say(f"seq {c.seq}: {c.physics.note}")
         n = report.counts()
-        console.print(
-            f"{n['claims']} claims: {n['reproduced']} reproduced, {n['diverged']} diverged, "
-            f"{n['unreproduced']} unreproduced, {n['implausible']} implausible, "
-            f"{n['needs-reproduction']} needing reproduction"
+        say(
+            f"{plural(n['claims'], 'claim')}: {n['reproduced']} reproduced, "
+            f"{n['diverged']} diverged, {n['unreproduced']} unreproduced, "
+            f"{n['implausible']} implausible, {n['needs-reproduction']} needing reproduction"
         )
     exit_unless_verified(view)
     if not report.ok:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from, signing_key_option, trusted_keys_option
+from evledger.cli.output import (
+    emit_json,
+    ledger_from,
+    plural,
+    progress_bar,
+    say,
+    signing_key_option,
+    trusted_keys_option,
+)
 from evledger.cli.witness import quorum_options, trust_policy_from
 from ledger.bundle import export_bundle, import_bundle
 from ledger.verify import check_genesis_pin
@@ -26,7 +34,8 @@ from ledger.verify import check_genesis_pin
 def export_cmd(ctx: click.Context, refs: tuple[str, ...], output: Path, as_json: bool) -> None:
     """Write entries REF... with inclusion proofs against the newest checkpoint, the checkpoint
     note, the genesis and key entries and the public keys into one JSON bundle."""
-    bundle = export_bundle(ledger_from(ctx), list(refs), output)
+    with progress_bar("exporting", enabled=not as_json):
+        bundle = export_bundle(ledger_from(ctx), list(refs), output)
     summary = {
         "bundle": str(output),
         "origin": bundle["origin"],
@@ -38,8 +47,8 @@ def export_cmd(ctx: click.Context, refs: tuple[str, ...], output: Path, as_json:
         emit_json(summary)
         return
     n = len(bundle["entries"])
-    click.echo(
-        f"wrote {output}: {n} entr{'y' if n == 1 else 'ies'}"
+    say(
+        f"wrote {output}: {plural(n, 'entry', 'entries')}"
         f" proven against checkpoint {bundle['checkpoint']['size']} of {bundle['origin']}"
     )
 
@@ -72,27 +81,28 @@ def import_cmd(
     of an origin imported before must be consistent with it (else split-view)."""
     policy = trust_policy_from(trusted, witness_keys, quorum, trust_policy, genesis)
     check_genesis_pin(policy.genesis)
-    result = import_bundle(
-        ledger_from(ctx),
-        bundle,
-        pinned=list(policy.pinned_keys),
-        witnesses=list(policy.witnesses),
-        quorum=policy.quorum,
-        genesis_pin=policy.genesis,
-        key_name=key_name,
-    )
+    with progress_bar("importing", enabled=not as_json):
+        result = import_bundle(
+            ledger_from(ctx),
+            bundle,
+            pinned=list(policy.pinned_keys),
+            witnesses=list(policy.witnesses),
+            quorum=policy.quorum,
+            genesis_pin=policy.genesis,
+            key_name=key_name,
+        )
     if as_json:
         emit_json(result.to_json())
         return
-    click.echo(
+    say(
         f"verified bundle from {result.bundle.origin} "
         f"(checkpoint {result.bundle.checkpoint.size}, trust: {result.bundle.anchor})"
     )
     for e in result.appended:
         src = e.document["predicate"]["source"]
-        click.echo(f"appended seq {e.seq} import {e.digest} <- {src['origin']}#{src['seq']}")
+        say(f"appended seq {e.seq} import {e.digest} <- {src['origin']}#{src['seq']}")
     for seq, reason in result.skipped:
-        click.echo(f"skipped foreign seq {seq}: {reason}")
+        say(f"skipped foreign seq {seq}: {reason}")
 
 
 COMMANDS = [export_cmd, import_cmd]

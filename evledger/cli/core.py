@@ -6,21 +6,33 @@ import json
 from pathlib import Path
 
 import click
-from rich.table import Table
 
+from evledger.cli import output as cli_output
 from evledger.cli.output import (
     anchor_options,
+    cell,
     emit_json,
     exit_unless_verified,
     ledger_from,
     open_view,
+    plural,
+    print_out,
+    progress_bar,
+    say,
     signing_key_option,
-    stdout,
+    table,
 )
 from ledger.api import init_ledger
 from ledger.chain import Entry
 from ledger.evidence import predicate_type_of, runner_of
-from ledger.files import MAX_KEY_BYTES, check_output_path, read_regular_file, write_atomic
+from ledger.files import (
+    MAX_KEY_BYTES,
+    PUBLIC_FILE_MODE,
+    check_output_path,
+    read_regular_file,
+    write_atomic,
+)
+from ledger.textsafe import visible_lines
 from ledger.view import Excluded, VerifiedView
 
 
@@ -44,9 +56,9 @@ def init_cmd(ctx: click.Context, path: Path | None, key_name: str | None, as_jso
             }
         )
         return
-    click.echo(f"initialised ledger {ledger.root}")
-    click.echo(f"genesis {genesis.digest}")
-    click.echo("pin it: evledger verify --genesis " + genesis.digest[:23])
+    say(f"initialised ledger {ledger.root}")
+    say(f"genesis {genesis.digest}")
+    say("pin it: evledger verify --genesis " + genesis.digest[:23])
 
 
 @click.command("append")
@@ -79,7 +91,7 @@ def append_cmd(
         emit_json([_summary(e) for e in entries])
         return
     for entry in entries:
-        click.echo(f"appended seq {entry.seq} {entry.kind:<12} {entry.digest}")
+        say(f"appended seq {entry.seq} {entry.kind:<12} {entry.digest}")
 
 
 def _summary(entry: Entry) -> dict[str, object]:
@@ -122,8 +134,10 @@ def log_cmd(
     genesis: str | None,
     as_json: bool,
 ) -> None:
-    """List entries: seq, time, kind, runner, digest, the key whose signature verified, and
-    ✓ or the problem codes of entries that do not verify (those exit 1)."""
+    """List entries after the trust line, one per line: seq, time (as signed), kind, runner,
+    digest (first 19 characters), signer (first 12 characters of the keyid whose signature
+    verified), then ✓ or EXCLUDED and the problem codes of an entry that does not verify
+    (exit 1). `--json` adds the predicate type and the previous entry's digest, in full."""
     _, view = open_view(ctx, trusted, genesis, quiet=as_json)
     rows = [
         _summary(e)
@@ -137,21 +151,21 @@ def log_cmd(
         emit_json(rows)
         exit_unless_verified(view)
         return
-    console = stdout()
-    console.print(view.trust_line(), markup=False)
-    table = Table("seq", "time", "kind", "runner", "digest", "signer", "", box=None)
+    say(view.trust_line())
+    grid = table("seq", "time", "kind", "runner", "digest", "signer", "")
     for r in rows:
         ok = bool(r["verified"])
-        table.add_row(
-            str(r["seq"]),
-            str(r.get("time", "")),
-            str(r.get("kind", "")),
-            str(r.get("runner") or ""),
-            str(r["digest"] or "")[:19],
-            str(r.get("signer") or "")[:12],
-            "✓" if ok else "EXCLUDED " + "/".join(map(str, r["codes"])),  # type: ignore[call-overload]
+        codes = "/".join(str(c) for c in r.get("codes", []))  # type: ignore[attr-defined]
+        grid.add_row(
+            cell(r["seq"]),
+            cell(r.get("time", "")),
+            cell(r.get("kind", "")),
+            cell(r.get("runner") or ""),
+            cell(str(r["digest"] or "")[:19]),
+            cell(str(r.get("signer") or "")[:12]),
+            cell("✓" if ok else f"EXCLUDED {codes}"),
         )
-    console.print(table)
+    print_out(grid)
     exit_unless_verified(view)
 
 
@@ -170,12 +184,22 @@ def show_cmd(
     if as_json:
         emit_json(doc)
         return
+    say(f"seq {entry.seq} {entry.kind} {entry.digest}")
+    say(f"predicateType {entry.predicate_type}")
+    say(f"time {entry.time}  signer {doc['signer'] or '-'}")
+    _print_json(entry.document)
+
+
+def _print_json(value: object) -> None:
+    """Indented JSON, control and bidi characters shown escaped; highlighted and folded on a
+    terminal (never cropped), plain lines when piped."""
+    text = visible_lines(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+    if not cli_output.stdout_is_tty():
+        click.echo(text)
+        return
     from rich.syntax import Syntax
 
-    console = stdout()
-    console.print(f"[bold]seq {entry.seq}[/] {entry.kind} {entry.digest}")
-    console.print(f"predicateType {entry.predicate_type}  time {entry.time}")
-    console.print(Syntax(json.dumps(entry.document, indent=2, sort_keys=True), "json"))
+    print_out(Syntax(text, "json", word_wrap=True, background_color="default"))
 
 
 @click.group("checkpoint", invoke_without_command=True)
@@ -193,18 +217,37 @@ def show_cmd(
 def checkpoint_cmd(
     ctx: click.Context, output: Path | None, key_name: str | None, as_json: bool
 ) -> None:
-    """Sign a tree head (C2SP checkpoint) over all entries and store it in the ledger."""
+    """Sign a tree head (C2SP checkpoint) over all entries and store it in the ledger; with no
+    entry since the last checkpoint, print that one and commit nothing."""
     if ctx.invoked_subcommand is not None:
         return
     if output is not None:
         check_output_path(output, "checkpoint")
-    text, cp = ledger_from(ctx).checkpoint(key_name=key_name)
+    ledger = ledger_from(ctx)
+    before = ledger.store.resolve()
+    with progress_bar("verifying before signing", enabled=not as_json):
+        text, cp = ledger.checkpoint(key_name=key_name)
+    created = ledger.store.resolve() != before
     if output is not None:
-        write_atomic(output, text.encode())
+        write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
     if as_json:
-        emit_json({"size": cp.size, "root": cp.root.hex(), "origin": cp.origin, "note": text})
+        emit_json(
+            {
+                "size": cp.size,
+                "root": cp.root.hex(),
+                "origin": cp.origin,
+                "note": text,
+                "created": created,
+            }
+        )
         return
-    click.echo(text, nl=False)
+    if not created:
+        say(
+            f"no new entries since checkpoint {cp.size} "
+            f"({plural(cp.size, 'entry', 'entries')}); nothing committed",
+            err=True,
+        )
+    click.echo(visible_lines(text.rstrip("\n")))
 
 
 @checkpoint_cmd.command("cosign")
@@ -218,8 +261,9 @@ def checkpoint_cosign_cmd(ctx: click.Context, files: tuple[Path, ...], as_json: 
     if as_json:
         emit_json({"added": added, "note": note})
         return
-    click.echo(f"attached {added} signature line(s)", err=True)
-    click.echo(note, nl=False)
+    note_line = f"attached {plural(added, 'signature line')}"
+    cli_output.note(note_line)
+    click.echo(visible_lines(note.rstrip("\n")))
 
 
 COMMANDS = [init_cmd, append_cmd, log_cmd, show_cmd, checkpoint_cmd]

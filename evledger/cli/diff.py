@@ -17,11 +17,13 @@ from evledger.cli.output import (
 from ledger.diff import EntryDiff, diff_entries, table_rows
 from ledger.errors import UsageError
 from ledger.gate import evaluate_view, gate_changes, resolve_policy
+from ledger.textsafe import md_cell, md_text, visible
 
 HEADER = ("section", "key", "old", "new", "Δ", "Δ%", "")
 
 
 def _title(diff: EntryDiff) -> str:
+    """The heading line (runner names are hostile: escape it for its output)."""
     a, b = diff.a, diff.b
     return (
         f"seq {a.seq} ({a.runner or a.kind}, {a.digest[:19]}) -> "
@@ -30,16 +32,12 @@ def _title(diff: EntryDiff) -> str:
 
 
 def render_text(rows: list[tuple[str, ...]]) -> str:
-    """Aligned columns, header first."""
-    table = [HEADER, *rows]
+    """Aligned columns, header first; every cell shown through `visible()`."""
+    table = [HEADER, *(tuple(visible(c) for c in r) for r in rows)]
     widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table
     )
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def render_markdown(rows: list[tuple[str, ...]]) -> str:
@@ -48,7 +46,7 @@ def render_markdown(rows: list[tuple[str, ...]]) -> str:
         "| " + " | ".join(HEADER[:-1]) + " | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
-    lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -103,24 +101,28 @@ def _gate_diff(
         )
         return view_a.ok and view_b.ok
     head = f"gate {policy.name}: {old.outcome} -> {new.outcome} ({rev_a}..{rev_b})"
-    click.echo(f"{rev_a}: {view_a.trust_line()}")
-    click.echo(f"{rev_b}: {view_b.trust_line()}")
+    trust = [f"{rev_a}: {view_a.trust_line()}", f"{rev_b}: {view_b.trust_line()}"]
     rows = []
     for c in changes:
         src = f"seq {c.new_source.seq} {c.new_source.digest[:19]}" if c.new_source else "-"
         rows.append((c.id, "yes" if c.required else "no", c.old, c.new, src))
     if as_md:
         lines = [
-            f"**{head}**",
+            *(f"_{md_cell(t)}_  " for t in trust),
+            "",
+            f"**{md_cell(head)}**",
             "",
             "| claim | required | old | new | entry |",
             "|---|---|---|---|---|",
         ]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
         click.echo("\n".join(lines))
         return view_a.ok and view_b.ok
-    click.echo(head)
+    for t in trust:
+        click.echo(visible(t))
+    click.echo(visible(head))
     for r in rows:
+        r = tuple(visible(c) for c in r)
         click.echo(f"  {r[0]:<10} {r[2]:>7} -> {r[3]:<7}  [{r[4]}]")
     if not rows:
         click.echo("  no claim changed")
@@ -180,17 +182,17 @@ def diff_cmd(
         return
     rows = table_rows(diff, include_all=include_all, precision=precision)
     if as_md:
-        click.echo(f"_{view.trust_line().replace('|', '/')}_\n")
-        click.echo(f"**{_title(diff)}**\n")
+        click.echo(f"_{md_cell(view.trust_line())}_\n")
+        click.echo(f"**{md_cell(_title(diff))}**\n")
         for note in diff.notes:
-            click.echo(f"> {note}\n")
+            click.echo(f"> {md_text(note)}\n")
         click.echo(render_markdown(rows), nl=False)
         exit_unless_verified(view)
         return
-    click.echo(view.trust_line())
-    click.echo(_title(diff))
+    click.echo(visible(view.trust_line()))
+    click.echo(visible(_title(diff)))
     for note in diff.notes:
-        click.echo(f"note: {note}")
+        click.echo(f"note: {visible(note)}")
     click.echo(render_text(rows) if rows else "no changes")
     exit_unless_verified(view)
 

@@ -12,13 +12,16 @@ from evledger.cli.output import (
     emit_json,
     exit_unless_verified,
     ledger_from,
+    note,
     open_view,
+    plural,
+    say,
     signing_key_option,
 )
 from ledger.api import Prepared
 from ledger.errors import NoGo, UsageError
 from ledger.evidence import fmt_metric
-from ledger.files import check_output_path, write_atomic
+from ledger.files import PUBLIC_FILE_MODE, check_output_path, write_atomic
 from ledger.gate import (
     ClaimResult,
     GateResult,
@@ -28,6 +31,7 @@ from ledger.gate import (
     policy_statement,
     resolve_policy,
 )
+from ledger.textsafe import md_cell, md_code, visible
 from ledger.view import VerifiedView
 
 STATE_MARK = {"pass": "PASS", "fail": "FAIL", "missing": "MISSING"}
@@ -52,21 +56,19 @@ def _source(claim: ClaimResult) -> str:
 
 
 def render_text(result: GateResult, trust_line: str = "") -> str:
-    """Human output: the trust line, one line per claim, then the outcome and its reasons."""
-    lines = [trust_line] if trust_line else []
-    n = result.entries
-    lines.append(
-        f"policy {result.policy} ({result.source}), {n} verified evidence "
-        f"{'entry' if n == 1 else 'entries'}"
-    )
-    width = max((len(c.id) for c in result.claims), default=4)
+    """Human output: the trust line, one line per claim, then the outcome and its reasons
+    (policy and evidence strings shown through `visible()`, so each stays on its line)."""
+    lines = [visible(trust_line)] if trust_line else []
+    entries = plural(result.entries, "verified evidence entry", "verified evidence entries")
+    lines.append(visible(f"policy {result.policy} ({result.source}), {entries}"))
+    width = max((len(visible(c.id)) for c in result.claims), default=4)
     for c in result.claims:
         need = "required" if c.required else "optional"
         lines.append(
-            f"  {c.id:<{width}}  {need:<8}  {STATE_MARK[c.state]:<7}  {_observed(c)}"
-            f"  [{_source(c)}]"
+            f"  {visible(c.id):<{width}}  {need:<8}  {STATE_MARK[c.state]:<7}"
+            f"  {visible(_observed(c))}  [{_source(c)}]"
         )
-    lines.append(result.outcome + _blocking_suffix(result))
+    lines.append(result.outcome + visible(_blocking_suffix(result)))
     return "\n".join(lines)
 
 
@@ -77,16 +79,12 @@ def _blocking_suffix(result: GateResult) -> str:
     return ": " + "; ".join(f"{c.id} {c.state} ({', '.join(c.reasons())})" for c in blocking)
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(result: GateResult, trust_line: str = "") -> str:
     """A Markdown table of the claims, for CI comments and reports."""
-    lines = [f"_{_md_cell(trust_line)}_", ""] if trust_line else []
+    lines = [f"_{md_cell(trust_line)}_", ""] if trust_line else []
     lines += [
-        f"**Gate `{result.policy}`: {result.outcome}**" + _md_cell(_blocking_suffix(result)),
-        f"policy: {_md_cell(result.source)}",
+        f"**Gate {md_code(result.policy)}: {result.outcome}**" + md_cell(_blocking_suffix(result)),
+        f"policy: {md_cell(result.source)}",
         "",
         "| claim | title | required | state | observed | entry |",
         "|---|---|---|---|---|---|",
@@ -94,8 +92,8 @@ def render_markdown(result: GateResult, trust_line: str = "") -> str:
     for c in result.claims:
         entry = f"seq {c.source.seq} `{c.source.digest[:19]}`" if c.source else "-"
         lines.append(
-            f"| {c.id} | {_md_cell(c.title)} | {'yes' if c.required else 'no'} "
-            f"| {STATE_MARK[c.state]} | {_md_cell(_observed(c))} | {entry} |"
+            f"| {md_cell(c.id)} | {md_cell(c.title)} | {'yes' if c.required else 'no'} "
+            f"| {STATE_MARK[c.state]} | {md_cell(_observed(c))} | {entry} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -149,7 +147,7 @@ def gate_cmd(
         emit_json(result.to_json())
     else:
         for warning in result.warnings:
-            click.echo(f"evledger: warning: {warning}", err=True)
+            note(f"evledger: warning: {warning}")
         line = view.trust_line()
         click.echo(
             render_markdown(result, line) if as_md else render_text(result, line), nl=not as_md
@@ -169,7 +167,7 @@ def _write_attestation(
     check_output_path(path, "attestation")
     envelope = sign_gate(result, view, signing_key(key_name))
     text = json.dumps(envelope, sort_keys=True, indent=2) + "\n"
-    write_atomic(path, text.encode())
+    write_atomic(path, text.encode(), mode=PUBLIC_FILE_MODE)
     click.echo(
         f"wrote {path} (in-toto test-result, {envelope['signatures'][0]['keyid'][:16]}…)", err=True
     )
@@ -210,12 +208,12 @@ def policy_check_cmd(file: Path, as_json: bool) -> None:
         emit_json(policy_doc(policy))
         return
     for warning in policy.warnings:
-        click.echo(f"evledger: {file}: warning: {warning}", err=True)
-    click.echo(f"policy {policy.name}: {len(policy.claims)} claims — {policy.description}")
+        note(f"evledger: {file}: warning: {warning}")
+    say(f"policy {policy.name}: {plural(len(policy.claims), 'claim')} — {policy.description}")
     for c in policy.claims:
         need = "required" if c.required else "optional"
         checks = " and ".join(str(k) for k in c.checks)
-        click.echo(f"  {c.id:<10} {need:<8} {checks}  <- {c.evidence.describe()}")
+        say(f"  {c.id:<10} {need:<8} {checks}  <- {c.evidence.describe()}")
 
 
 @policy_group.command("add")
@@ -233,7 +231,7 @@ def policy_add_cmd(ctx: click.Context, file: Path, key_name: str | None, as_json
     if as_json:
         emit_json({"seq": entry.seq, "digest": entry.digest, "name": name})
         return
-    click.echo(f"appended seq {entry.seq} policy {name} {entry.digest}")
+    say(f"appended seq {entry.seq} policy {name} {entry.digest}")
 
 
 COMMANDS = [gate_cmd, policy_group]

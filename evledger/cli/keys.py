@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from
+from evledger.cli.output import emit_json, ledger_from, say
 from ledger import keys as keystore
 from ledger.errors import InputError
 from ledger.files import MAX_KEY_BYTES, read_regular_file
@@ -27,7 +27,7 @@ def generate_cmd(name: str, as_json: bool) -> None:
     if as_json:
         emit_json({"name": key.name, "keyid": key.keyid, "dir": str(keystore.keys_dir())})
         return
-    click.echo(f"{key.name} {key.keyid}")
+    say(f"{key.name} {key.keyid}")
 
 
 @keys_group.command("list")
@@ -45,13 +45,11 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
         emit_json({"local": local, "ledger": trusted})
         return
     for k in local:
-        click.echo(f"local   {k['name']:<20} {k['keyid']}")
+        say(f"local   {k['name']:<20} {k['keyid']}")
     for t in trusted or []:
         state = f"revoked at {t['revoked_seq']}" if t["revoked_seq"] is not None else "trusted"
         roles = ",".join(t.get("roles", []))
-        click.echo(
-            f"ledger  {t['name']:<20} {t['keyid']}  since {t['added_seq']}  {state}  {roles}"
-        )
+        say(f"ledger  {t['name']:<20} {t['keyid']}  since {t['added_seq']}  {state}  {roles}")
 
 
 @keys_group.command("export")
@@ -107,7 +105,7 @@ def trust_cmd(
         root_threshold=root_threshold,
     )
     shown = ",".join(entry.predicate.to_dict()["key"]["roles"])
-    click.echo(f"trusted {name or pubfile.stem} ({shown}) at seq {entry.seq} ({entry.digest})")
+    say(f"trusted {name or pubfile.stem} ({shown}) at seq {entry.seq} ({entry.digest})")
 
 
 @keys_group.command("revoke")
@@ -121,7 +119,7 @@ def revoke_cmd(
 ) -> None:
     """Append a key-revoke entry: later signatures by KEYID (or a unique prefix) are rejected."""
     entry = ledger_from(ctx).revoke_key(keyid, reason, key_name=key_name, also_sign=also_sign)
-    click.echo(f"revoked {keyid} at seq {entry.seq} ({entry.digest})")
+    say(f"revoked {keyid} at seq {entry.seq} ({entry.digest})")
 
 
 COMMANDS = [keys_group]

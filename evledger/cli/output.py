@@ -1,7 +1,13 @@
-"""Shared CLI output helpers: JSON to stdout, progress on stderr only when it is a terminal."""
+"""Shared CLI output helpers: JSON to stdout, human text that fits a terminal and pipes cleanly,
+progress on stderr only when it is a terminal, and `--quiet`.
+
+Every string taken from a ledger, policy, bundle or model is hostile: human output goes through
+`ledger.textsafe` (`say`/`cell` here apply `visible()`; tables hold `Text`, never markup).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -10,24 +16,111 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
 
 from ledger.api import Ledger, open_ledger
+from ledger.textsafe import safe_text, visible, visible_lines
 from ledger.verify import check_genesis_pin
 from ledger.view import TrustAnchor, VerifiedView
 
+#: width of a rendering when stdout is not a terminal: wide enough that no table folds
+PIPE_WIDTH = 10_000
+
 
 def emit_json(obj: Any) -> None:
-    """The only thing `--json` writes to stdout."""
+    """The only thing `--json` writes to stdout (exact strings, no escaping: JSON is inert)."""
     click.echo(json.dumps(obj, sort_keys=True, ensure_ascii=False))
 
 
+def _options() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, dict) else {}
+
+
+def quiet() -> bool:
+    """True under `evledger --quiet`: no progress and no notes on stderr (results and errors
+    still appear)."""
+    return bool(_options().get("quiet"))
+
+
 def stdout() -> Console:
-    """Console for human results."""
-    # piped output is read by scripts and logs: don't squeeze tables into 80 columns
-    width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, soft_wrap=True, width=width)
+    """Console for human results on a terminal: renderables wrap and fold to its width (Rich's
+    soft_wrap would let `Syntax` crop them), no emoji codes, no markup, no highlighting. Piped
+    output goes through `print_out` instead (no padding, no folding)."""
+    return Console(highlight=False, soft_wrap=False, emoji=False, markup=False)
+
+
+def render_plain(*renderables: RenderableType) -> str:
+    """Renderables as plain text lines without trailing padding, as wide as they need."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=PIPE_WIDTH,
+        color_system=None,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        force_terminal=False,
+        legacy_windows=False,
+    )
+    for renderable in renderables:
+        console.print(renderable)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+def stdout_is_tty() -> bool:
+    """True when stdout is a terminal (tests replace this to see the terminal layout)."""
+    return sys.stdout.isatty()
+
+
+def print_out(*renderables: RenderableType) -> None:
+    """Human results on stdout: folded to the terminal's width on a TTY (nothing cropped),
+    plain lines without padding when piped."""
+    if stdout_is_tty():
+        console = stdout()
+        for renderable in renderables:
+            console.print(renderable)
+        return
+    text = render_plain(*renderables)
+    click.echo(text)
+
+
+def table(*columns: str, **kwargs: Any) -> Table:
+    """A borderless table whose cells fold instead of being cut with an ellipsis."""
+    grid = Table(box=None, pad_edge=False, **kwargs)
+    for name in columns:
+        justify = "right" if name.startswith(">") else "left"
+        grid.add_column(name.lstrip(">"), overflow="fold", justify=justify)
+    return grid
+
+
+def cell(value: object) -> Text:
+    """A table cell from a hostile value: `visible()`, no markup."""
+    return safe_text("" if value is None else value)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """One line of human output; control and bidi characters in it are shown escaped."""
+    click.echo(visible(text), err=err)
+
+
+def say_lines(text: str, *, err: bool = False) -> None:
+    """Several lines we laid out (each hostile field already escaped): `visible()` per line."""
+    click.echo(visible_lines(text), err=err)
+
+
+def note(text: str) -> None:
+    """An informational line on stderr (silenced by `--quiet`)."""
+    if not quiet():
+        say(text, err=True)
+
+
+def plural(n: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 candidate`, `2 candidates`; `plural(3, "entry", "entries")`."""
+    return f"{n} {singular if n == 1 else (plural_form or singular + 's')}"
 
 
 def ledger_from(ctx: click.Context) -> Ledger:
@@ -38,12 +131,30 @@ def ledger_from(ctx: click.Context) -> Ledger:
 
 @contextmanager
 def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr (only on a TTY); yields update(done, total)."""
-    if not enabled or not sys.stderr.isatty():
+    """A rich progress bar on stderr, only on a TTY and not under `--quiet` or `--json`
+    (pass `enabled=not as_json`); yields update(done, total). Until the first update it pulses
+    with the elapsed time, so a step without a count still shows it is alive."""
+    if not enabled or quiet() or not sys.stderr.isatty():
         yield lambda done, total: None
         return
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn(visible(label)),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    console = Console(stderr=True, emoji=False, markup=False)
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import anchor_options, emit_json, exit_unless_verified, open_view
+from evledger.cli.output import anchor_options, emit_json, exit_unless_verified, note, open_view
 from ledger.attestation import model_index
 from ledger.errors import UsageError
-from ledger.files import check_output_path, write_atomic
+from ledger.files import PUBLIC_FILE_MODE, check_output_path, write_atomic
 from ledger.gate import resolve_policy
 from ledger.report import Report, report_for_view, to_markdown, write_pareto_svg
+from ledger.view import VerifiedView
 
 
 def plot_path(output: Path) -> Path:
@@ -62,21 +63,21 @@ def report_cmd(
         if output is None:
             click.echo(text, nl=False)
         else:
-            write_atomic(output, text.encode())
-            click.echo(f"wrote {output}", err=True)
+            write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
+            note(f"wrote {output}")
     else:
-        _write(report, as_json, output)
+        _write(report, as_json, output, view)
     exit_unless_verified(view)
 
 
-def _write(report: Report, as_json: bool, output: Path | None) -> None:
+def _write(report: Report, as_json: bool, output: Path | None, view: VerifiedView) -> None:
     if as_json:
         if output is None:
             emit_json(report.to_json())
             return
         text = json.dumps(report.to_json(), sort_keys=True, ensure_ascii=False, indent=2) + "\n"
-        write_atomic(output, text.encode())
-        click.echo(f"wrote {output}", err=True)
+        write_atomic(output, text.encode(), mode=PUBLIC_FILE_MODE)
+        note(f"wrote {output}")
         return
     if output is None:
         click.echo(to_markdown(report), nl=False)
@@ -84,14 +85,17 @@ def _write(report: Report, as_json: bool, output: Path | None) -> None:
     svg = plot_path(output)
     check_output_path(svg)
     tmp_svg = svg.with_name(f".{svg.name}.tmp")
-    write_pareto_svg(report.points, tmp_svg)
+    from ledger.audit import audit_view  # hollow markers: claims not yet reproduced
+
+    verdicts = {c.seq: c.verdict for c in audit_view(view).claims}
+    write_pareto_svg(report.points, tmp_svg, verdicts=verdicts)
     try:
-        write_atomic(output, to_markdown(report, plot=svg.name).encode())
+        write_atomic(output, to_markdown(report, plot=svg.name).encode(), mode=PUBLIC_FILE_MODE)
     except BaseException:
         tmp_svg.unlink(missing_ok=True)
         raise
     os.replace(tmp_svg, svg)
-    click.echo(f"wrote {output} and {svg}", err=True)
+    note(f"wrote {output} and {svg}")
 
 
 COMMANDS = [report_cmd]

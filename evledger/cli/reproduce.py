@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from, progress_bar, signing_key_option
+from evledger.cli.output import emit_json, ledger_from, progress_bar, say, signing_key_option
 from evledger.rerun import RunnerRerunner
 from ledger.errors import UsageError, VerificationFailed
 from ledger.reproduce import Tolerance, parse_tolerance, reproduce
@@ -77,15 +77,15 @@ def reproduce_cmd(
     if as_json:
         emit_json(result.to_json())
     else:
-        click.echo(
+        say(
             f"appended seq {result.entry.seq} reproduction {result.entry.digest} "
             f"of seq {result.claim.seq}: {result.verdict.upper()}"
         )
         for name, change in result.param_changes.items():
-            click.echo(f"  param {name}: claim {change['claim']!r} -> {change['reproduced']!r}")
+            say(f"  param {name}: claim {change['claim']!r} -> {change['reproduced']!r}")
         for name, d in result.deltas.items():
             if not d["ok"]:
-                click.echo(
+                say(
                     f"  {name}: claim {d['claim']} reproduced {d['reproduced']} "
                     f"delta {d['delta']} (tolerance {d['tolerance']})"
                 )

@@ -11,10 +11,11 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
-from evledger.cli.output import emit_json, signing_key_option, stdout
+from evledger.cli.output import cell, emit_json, print_out, quiet, say, signing_key_option, table
 from ledger.errors import InputError, UsageError
+from ledger.textsafe import visible
 
 SUMMARY_METRICS = (
     "ratio_fp16_effective",
@@ -57,7 +58,7 @@ def parse_param_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress bar on stderr when it is a terminal; else a no-op callback."""
-    if not enabled or not sys.stderr.isatty():
+    if not enabled or quiet() or not sys.stderr.isatty():
         yield lambda label, done, total: None
         return
     from rich.progress import (
@@ -74,11 +75,13 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    console = Console(stderr=True, emoji=False, markup=False)
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
 
         def update(label: str, done: int, total: int) -> None:
-            bar.update(task, description=label[:60], completed=done, total=total)
+            description = Text(visible(label)[:60])  # a matrix name from the model: hostile
+            bar.update(task, description=description, completed=done, total=total)
 
         yield update
 
@@ -118,19 +121,18 @@ def runners_cmd(as_json: bool) -> None:
     if as_json:
         emit_json({"runners": docs})
         return
-    console = stdout()
     for doc in docs:
         if not doc["available"]:
-            console.print(f"[bold]{doc['name']}[/bold]  (unavailable: {doc['error']})")
+            say(f"{doc['name']}  (unavailable: {doc['error']})")
             continue
-        console.print(f"[bold]{doc['name']}[/bold] {doc['version']}: {doc['description']}")
-        table = Table(show_header=True, box=None, pad_edge=False)
-        for col in ("param", "type", "default", "help"):
-            table.add_column(col)
+        say(f"{doc['name']} {doc['version']}: {doc['description']}")
+        grid = table("param", "type", "default", "help")
         for p in doc["params"]:
-            table.add_row(p["name"], p["type"], json.dumps(p["default"]), p["help"])
-        console.print(table)
-        console.print()
+            grid.add_row(
+                cell(p["name"]), cell(p["type"]), cell(json.dumps(p["default"])), cell(p["help"])
+            )
+        print_out(grid)
+        click.echo()
 
 
 @click.command("run")
@@ -156,7 +158,12 @@ def runners_cmd(as_json: bool) -> None:
     type=int,
     help="Measurements in fresh state (>= 2) for the determinism block.",
 )
-@click.option("--dry-run", is_flag=True, help="Print the statement JSON; append nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Measure and validate, append nothing; print the headline metrics "
+    "(the whole statement with --json).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @signing_key_option
 @click.pass_context
@@ -194,9 +201,11 @@ def run_cmd(
     except ValueError as exc:
         raise InputError(f"runner {runner.name} produced an invalid statement: {exc}") from exc
     if dry_run:
-        click.echo(
-            json.dumps(statement, indent=None if as_json else 2, sort_keys=True, allow_nan=False)
-        )
+        if as_json:
+            click.echo(json.dumps(statement, sort_keys=True, allow_nan=False, ensure_ascii=False))
+            return
+        _print_summary(statement, None, None)
+        say("dry run: nothing appended (--json prints the whole statement)")
         return
     assert ledger is not None
     entries = ledger.append([statement], key_name=key_name)
@@ -222,23 +231,26 @@ def _print_summary(statement: dict[str, Any], seq: int | None, digest: str | Non
     """Summary table of the headline metrics on stdout."""
     pred = statement["predicate"]
     metrics = pred["metrics"]
-    console = stdout()
     title = f"{pred['runner']['name']} {pred['runner']['version']}"
     if seq is not None:
         title += f"  appended as seq {seq} ({digest})"
-    table = Table(title=title, show_header=True)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    say(title)
+    grid = table("metric", ">value")
     for key in SUMMARY_METRICS:
         if key in metrics:
-            table.add_row(key, _fmt(metrics[key]))
+            grid.add_row(cell(key), cell(_fmt(metrics[key])))
     rd = pred.get("rate_distortion")
     if rd and rd.get("bound_ratio") is not None:
-        table.add_row("gaussian bound at cos_min", _fmt(rd["bound_ratio"]))
-        table.add_row("within bound", _fmt(rd["within_bound"]))
+        grid.add_row(cell("gaussian bound at cos_min"), cell(_fmt(rd["bound_ratio"])))
+        grid.add_row(cell("within bound"), cell(_fmt(rd["within_bound"])))
     det = pred["determinism"]
-    table.add_row("runs / digests equal", f"{det['runs']} / {_fmt(det['digests_equal'])}")
-    console.print(table)
+    grid.add_row(
+        cell("runs / digests equal"), cell(f"{det['runs']} / {_fmt(det['digests_equal'])}")
+    )
+    rows = pred.get("rows") or []
+    if rows:
+        grid.add_row(cell("per-matrix rows"), cell(f"{len(rows)} (see --json or evledger show)"))
+    print_out(grid)
 
 
 COMMANDS = [runners_cmd, run_cmd]

@@ -10,7 +10,9 @@ from evledger.cli.output import (
     anchor_from,
     emit_json,
     ledger_from,
+    plural,
     progress_bar,
+    say,
     trusted_keys_option,
     witness_options,
 )
@@ -85,22 +87,20 @@ def verify_cmd(
     if as_json:
         emit_json(report.to_json())
     else:
-        click.echo(f"trust anchor: {report.trust_anchor}")
-        click.echo(
-            f"entries: {report.entries}  root: {report.root}  checkpoints: {report.checkpoints}"
-        )
+        say(f"trust anchor: {report.trust_anchor}")
+        say(f"entries: {report.entries}  root: {report.root}  checkpoints: {report.checkpoints}")
         if report.reproduced is not None:
             r = report.reproduced
-            click.echo(f"re-ran {r['rerun']} of {r['claims']} runner claims")
+            say(f"re-ran {r['rerun']} of {plural(r['claims'], 'runner claim')}")
             for skip in r["skipped"]:
-                click.echo(f"  seq {skip['seq']:<6} skipped: {skip['reason']}")
+                say(f"  seq {skip['seq']:<6} skipped: {skip['reason']}")
         for p in report.problems:
             where = f"seq {p.seq}" if p.seq is not None else "ledger"
-            click.echo(f"  {where:<10} {p.code:<22} {p.message}")
-        click.echo(
+            say(f"  {where:<10} {p.code:<22} {p.message}")
+        say(
             "OK: all entries verified"
             if report.ok
-            else f"FAILED: {len(report.problems)} problem(s)"
+            else f"FAILED: {plural(len(report.problems), 'problem')}"
         )
     if not report.ok:
         raise click.exceptions.Exit(VerificationFailed.exit_code)

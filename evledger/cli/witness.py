@@ -7,10 +7,17 @@ from typing import Any
 
 import click
 
-from evledger.cli.output import emit_json, progress_bar
+from evledger.cli.output import emit_json, progress_bar, say
 from ledger.errors import UsageError
-from ledger.files import MAX_KEY_BYTES, check_output_path, read_regular_file, write_atomic
+from ledger.files import (
+    MAX_KEY_BYTES,
+    PUBLIC_FILE_MODE,
+    check_output_path,
+    read_regular_file,
+    write_atomic,
+)
 from ledger.keys import keys_dir
+from ledger.textsafe import visible_lines
 from ledger.trust import TrustPolicy, load_trust_policy, load_witness_key
 from ledger.witness import cosign, init_witness, load_witness
 
@@ -37,7 +44,7 @@ def init_cmd(name: str, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    click.echo(f"witness {name} {witness.key.keyid}")
+    say(f"witness {name} {witness.key.keyid}")
     click.echo(f"verifier key {witness.vkey}")
     click.echo(f"share the public key: evledger keys export {name} > {name}.pub")
 
@@ -68,18 +75,18 @@ def cosign_cmd(
     with progress_bar("witness", enabled=not as_json) as update:
         result = cosign(witness, ledger, genesis_pin=genesis, progress=update)
     if output is not None:
-        write_atomic(output, result.note.encode())
+        write_atomic(output, result.note.encode(), mode=PUBLIC_FILE_MODE)
     if as_json:
         emit_json(result.to_json())
         return
     cp = result.checkpoint
-    click.echo(
+    say(  # the origin and the note come from the ledger being witnessed: hostile
         f"cosigned {cp.origin} size {cp.size} ({result.mode}: {result.entries_checked} entries "
         f"checked, consistent with {result.old_size})",
         err=True,
     )
     if output is None:
-        click.echo(result.note, nl=False)
+        click.echo(visible_lines(result.note.rstrip("\n")))
 
 
 COMMANDS = [witness_group]

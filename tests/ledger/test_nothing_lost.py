@@ -4,12 +4,13 @@ never fork or drop an entry.
 What a crash leaves behind, by kill point (see `Store.commit_files`):
 
 - before/while writing objects: only unreachable loose objects; HEAD, index and tree unchanged.
-- in `_sync_worktree` before `update-index`: the new entry file sits untracked in the
-  working tree (`?? evidence/...`); a write killed before its `os.replace` leaves its temp
-  file under `.git/evledger-tmp/` (outside the working tree).
+- after `.git/evledger-pending` (the new commit and its paths) is written, before or inside
+  `git read-tree -m -u OLD NEW`: the index is at OLD (or, killed mid-way with a full index,
+  some new files sit untracked in the working tree).
 - between the index update and the ref update: the new entry files are staged (`A  ...`)
-  but HEAD is the old commit; the ledger verifies at the old size. `.git/evledger-pending`
-  lists them, and the next append unstages and deletes whatever HEAD does not hold.
+  but HEAD is the old commit; the ledger verifies at the old size. The next append reads
+  `.git/evledger-pending` and carries the index back (`read-tree -m -u NEW HEAD`), deleting
+  untracked leftovers HEAD does not hold.
 - a git child killed holding `index.lock` or the branch's `.lock`: the next append removes
   locks older than a minute (it holds the evledger lock, so no evledger process owns them).
 - after `update-ref`: the append is complete (new size).
@@ -32,7 +33,7 @@ from typing import Any
 import pytest
 
 import schemas
-from ledger.api import Ledger
+from ledger.api import Ledger, init_ledger
 from ledger.envelope import STATEMENT_TYPE
 from ledger.errors import SigningKeyError
 from ledger.keys import generate_key, public_pem
@@ -249,41 +250,57 @@ def crash_on_git(monkeypatch: pytest.MonkeyPatch, command: str, *, after: bool =
     monkeypatch.setattr(Store, "_git", patched)
 
 
+def crash_on_ref_update(monkeypatch: pytest.MonkeyPatch, *, after: bool = False) -> None:
+    """Make `Store._update_ref` die before (or right after) the branch moves."""
+    original = Store._update_ref
+
+    def patched(self: Store, *args: Any, **kwargs: Any) -> None:
+        if after:
+            original(self, *args, **kwargs)
+        raise Crash("update-ref")
+
+    monkeypatch.setattr(Store, "_update_ref", patched)
+
+
 def crash_in_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """Die after the objects are written, before the working tree and index are touched."""
 
-    def patched(self: Store, files: dict[str, bytes], blobs: dict[str, bytes]) -> None:
+    def patched(self: Store, *args: Any) -> None:
         raise Crash("sync")
 
     monkeypatch.setattr(Store, "_sync_worktree", patched)
 
 
-def crash_in_replace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Die after writing an entry's temp file, before renaming it into place."""
-    dead_pid = os.getpid() + 100_000  # the temp name carries the pid of the dying process
-    monkeypatch.setattr("ledger.store.os.getpid", lambda: dead_pid)
-
-    def patched(src: Any, dst: Any) -> None:
-        raise Crash("replace")
-
-    monkeypatch.setattr("ledger.store.os.replace", patched)
-
-
 KILL_POINTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], bool]] = {
     # name: (injector, does the append land?)
     "objects-written": (crash_in_sync, False),
-    "worktree-tmp-written": (crash_in_replace, False),
-    "worktree-written": (lambda mp: crash_on_git(mp, "update-index"), False),
-    "index-updated": (lambda mp: crash_on_git(mp, "update-ref"), False),
-    "ref-updated": (lambda mp: crash_on_git(mp, "update-ref", after=True), True),
+    "pending-written": (lambda mp: crash_on_git(mp, "read-tree"), False),
+    "index-updated": (lambda mp: crash_on_git(mp, "read-tree", after=True), False),
+    "before-ref-update": (lambda mp: crash_on_ref_update(mp), False),
+    "ref-updated": (lambda mp: crash_on_ref_update(mp, after=True), True),
 }
+
+
+@pytest.fixture(params=["sparse", "full-index"])
+def any_ledger(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Ledger:
+    """A new ledger (sparse index) or one added to a project repository (full index)."""
+    if request.param == "sparse":
+        return init_ledger(tmp_path / "ledger", "alice")[0]
+    repo = tmp_path / "project"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "README.md").write_text("project\n")
+    subprocess.run(["git", "-C", str(repo), "add", "README.md"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "code"], check=True)
+    return init_ledger(repo, "alice")[0]
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 @pytest.mark.parametrize("batch", [1, 3])
 def test_crash_point_leaves_verifiable_appendable_ledger(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, point: str, batch: int
+    any_ledger: Ledger, monkeypatch: pytest.MonkeyPatch, point: str, batch: int
 ) -> None:
+    ledger = any_ledger
     """A crash at each step verifies at the old (or new) size and the next append works."""
     ledger.append([statement("base")], key_name="alice")
     inject, lands = KILL_POINTS[point]
@@ -305,19 +322,19 @@ def test_batch_crash_then_append_leaves_clean_status(
 ) -> None:
     """After a crashed batch and one good append, `git status` should be clean again."""
     with monkeypatch.context() as mp:
-        crash_on_git(mp, "update-ref")
+        crash_on_ref_update(mp)
         with pytest.raises(Crash):
             ledger.append([statement(f"crash{i}") for i in range(3)], key_name="alice")
     ledger.append([statement("next")], key_name="alice")
     assert status_lines(ledger) == []
 
 
-def test_tmp_file_crash_then_append_leaves_clean_status(
+def test_index_crash_then_append_leaves_clean_status(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A crash mid-write leaves nothing in the working tree once the next append is done."""
+    """A crash right after the index update leaves nothing once the next append is done."""
     with monkeypatch.context() as mp:
-        crash_in_replace(mp)
+        crash_on_git(mp, "read-tree", after=True)
         with pytest.raises(Crash):
             ledger.append([statement("crash")], key_name="alice")
     ledger.append([statement("next")], key_name="alice")
@@ -329,7 +346,7 @@ def test_single_crash_then_append_leaves_clean_status(
 ) -> None:
     """A single append killed after staging is fully superseded by the next append."""
     with monkeypatch.context() as mp:
-        crash_on_git(mp, "update-ref")
+        crash_on_ref_update(mp)
         with pytest.raises(Crash):
             ledger.append([statement("crash")], key_name="alice")
     assert status_lines(ledger) == ["A  evidence/000000/000000001.json"]
@@ -356,7 +373,7 @@ def test_crash_inside_revoke_keeps_revoked_key_out(
     bob = generate_key("bob")
     ledger.add_key(public_pem(bob.public_key).encode(), "bob", key_name="alice")
     with monkeypatch.context() as mp:
-        crash_on_git(mp, "update-ref", after=True)  # die once the key-revoke entry landed
+        crash_on_ref_update(mp, after=True)  # die once the key-revoke entry landed
         with pytest.raises(Crash):
             ledger.revoke_key(bob.keyid, "laptop lost", key_name="alice")
     assert_ok(ledger, {3})

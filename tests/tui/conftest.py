@@ -10,8 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from attacker import commit_raw
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from legacy import LEGACY_SAMPLES
 
 import schemas
 from ledger.api import Ledger, Prepared, init_ledger
@@ -24,10 +26,6 @@ from ledger.store import entry_path
 TEST_RUNNERS = ("static", "pareto", "memory", "reproduction")
 _STUB = "tui-test-stub"
 FIXED_KEY = bytes(range(32))
-_LEGACY = Path(__file__).resolve().parents[2].parent / "shared" / "legacy-poc" / "evidence"
-if not _LEGACY.is_dir():
-    _LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-poc"
-LEGACY_SAMPLES = sorted(_LEGACY.glob("*.json"))
 
 
 @pytest.fixture(autouse=True)
@@ -141,11 +139,15 @@ STATIC_4BIT = {
 }
 
 
-def rows(cos: float) -> list[dict[str, Any]]:
-    """Per-matrix rows."""
+def rows(cos: float, nbytes: int) -> list[dict[str, Any]]:
+    """Per-matrix rows with real MiniLM-style names (long keys) and byte counts (7 digits)."""
     return [
-        {"name": "encoder.layer.0.attention.q.weight", "cos": cos, "bytes": 1000},
-        {"name": "encoder.layer.0.ffn.w1.weight", "cos": cos - 0.002, "bytes": 4000},
+        {"name": "encoder.layer.0.attention.self.query.weight", "cos": cos, "bytes": nbytes},
+        {
+            "name": "encoder.layer.0.intermediate.dense.weight",
+            "cos": cos - 0.002,
+            "bytes": 4 * nbytes,
+        },
     ]
 
 
@@ -154,7 +156,7 @@ def fill_review_ledger(led: Ledger) -> None:
     led.append_files(LEGACY_SAMPLES, key_name="alice")  # seq 1, 2
     prepared = [
         runner_statement(
-            "static", {"bits": 4, "group_size": 64}, dict(STATIC_4BIT), rows=rows(0.995)
+            "static", {"bits": 4, "group_size": 64}, dict(STATIC_4BIT), rows=rows(0.995, 6054912)
         ),
         runner_statement(
             "static",
@@ -165,7 +167,7 @@ def fill_review_ledger(led: Ledger) -> None:
                 "out_cos": 0.99,
                 "determinism_delta": 0.0,
             },
-            rows=rows(0.985),
+            rows=rows(0.985, 4541184),
             threads=4,
         ),
         runner_statement("pareto", {"points": 12}, {"ratio_fp16_effective": 5.5, "cos_min": 0.99}),
@@ -200,7 +202,7 @@ def tamper_payload(led: Ledger, seq: int) -> None:
     at = payload.index(b'"ratio_fp16_effective":') + len(b'"ratio_fp16_effective":')
     payload[at] = ord("9") if payload[at] != ord("9") else ord("8")
     doc["envelope"]["payload"] = base64.b64encode(bytes(payload)).decode()
-    led.store.commit_files({entry_path(seq): canonical_bytes(doc)}, "tamper", led.store.resolve())
+    commit_raw(led.root, {entry_path(seq): canonical_bytes(doc)})
 
 
 @pytest.fixture

@@ -125,7 +125,7 @@ async def test_open_entry_and_back(review_ledger: Ledger) -> None:
         chain = str(app.screen.query_one("#entry-chain").render())
         assert "included in the verified tree of 9 entries" in chain
         repro = app.screen.query_one("#entry-reproductions", DataTable)
-        assert repro.get_row_at(0)[0] == "8" and repro.get_row_at(0)[2] == "reproduced"
+        assert repro.get_row_at(0)[0] == "8" and str(repro.get_row_at(0)[2]) == "reproduced"
         await pilot.press("t")
         await pilot.press("J")
         await pilot.press("escape")
@@ -141,12 +141,16 @@ async def test_mark_two_and_diff(review_ledger: Ledger) -> None:
         assert isinstance(app.screen, DiffScreen)
         assert app.marked == (3, 4)
         table = app.screen.query_one(DiffTable)
-        keys = {str(table.get_row_at(r)[1]): table.get_row_at(r) for r in range(table.row_count)}
+        keys = {
+            table.full_keys[r].split(" ", 1)[-1]: table.get_row_at(r)
+            for r in range(table.row_count)
+            if table.full_keys[r]
+        }
         ratio = keys["ratio_fp16_effective"]
-        assert (str(ratio[2]), str(ratio[3]), str(ratio[6])) == ("3.9", "5.1", "better")
-        assert str(keys["cos_min"][6]) == "worse"
+        assert (str(ratio[1]), str(ratio[2]), str(ratio[5])) == ("3.9", "5.1", "better")
+        assert str(keys["cos_min"][5]) == "worse"
         assert "threads" in keys  # environment change
-        assert "encoder.layer.0.attention.q.weight.cos" in keys  # per-matrix row
+        assert "encoder.layer.0.attention.self.query.weight.cos" in keys  # per-matrix row
         await pilot.press("A")
         assert table.row_count > len(keys)
         await pilot.press("escape")

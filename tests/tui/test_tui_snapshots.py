@@ -1,4 +1,5 @@
-"""Snapshot tests of every screen at 100x30 on a deterministic ledger (fixed key and times)."""
+"""Snapshot tests of every screen at 80x24 and 160x48 on a deterministic ledger (fixed key and
+times, animations off). Review `snapshot_report.html` before `--snapshot-update`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from textual.pilot import Pilot
 from ledger.api import Ledger
 from tui.app import EvledgerApp
 
-SIZE = (100, 30)
+SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 
 
 def runner(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -50,16 +51,18 @@ SCREENS = {
 }
 
 
+@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("screen", list(SCREENS))
-def test_screen_snapshot(snap_compare: Any, snapshot_app: EvledgerApp, screen: str) -> None:
-    assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=runner(*SCREENS[screen]))
+def test_screen_snapshot(
+    snap_compare: Any, snapshot_app: EvledgerApp, screen: str, size: str
+) -> None:
+    assert snap_compare(
+        snapshot_app, terminal_size=SIZES[size], run_before=runner(*SCREENS[screen])
+    )
 
 
-def test_tampered_browse_snapshot(snap_compare: Any, tampered_ledger: Ledger) -> None:
+@pytest.mark.parametrize("size", list(SIZES))
+def test_tampered_browse_snapshot(snap_compare: Any, tampered_ledger: Ledger, size: str) -> None:
     app = EvledgerApp(tampered_ledger)
     app.animation_level = "none"
-    assert snap_compare(app, terminal_size=SIZE, run_before=runner())
-
-
-def test_small_terminal_snapshot(snap_compare: Any, snapshot_app: EvledgerApp) -> None:
-    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=runner())
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=runner())

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 
 from ledger.index import Index
+from ledger.textsafe import safe_text
 from ledger.verify import Report
 from tui.messages import EntryMarked, EntrySelected
 from tui.widgets.entry_list import EntryList
@@ -46,10 +47,10 @@ class BrowseScreen(Screen[None]):
         Binding("N", "previous_match", "Previous match", show=False, id="previous-match"),
         Binding("f", "filter", "Filter", id="filter"),
         Binding("c", "clear_filter", "Clear filter", show=False, id="clear-filter"),
-        Binding("s", "sort", "Sort", id="sort"),
+        Binding("s", "sort", "Sort", show=False, id="sort"),
         Binding("r", "reverse_sort", "Reverse sort", show=False, id="reverse-sort"),
         Binding("d", "diff", "Diff", id="diff"),
-        Binding("v", "verify", "Verify", id="verify-all"),
+        Binding("v", "verify", "Verify", show=False, id="verify-all"),
         Binding("p", "gates", "Gates", id="gates"),
         Binding("a", "audit", "Audit", id="audit"),
     ]
@@ -85,7 +86,7 @@ class BrowseScreen(Screen[None]):
         with Horizontal(id="verify-row"):
             yield Static("verifying", id="verify-label")
             yield ProgressBar(total=None, show_eta=False, id="verify-bar")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         """Follow the app's index, report and verification progress."""
@@ -147,7 +148,7 @@ class BrowseScreen(Screen[None]):
             parts.append(f"✗ {len(report.problems)} problems in {bad} places (v for details)")
         self.set_class(report is not None and not report.ok, "-failed")
         self.set_class(report is not None and report.ok, "-verified")
-        self.query_one("#summary", Static).update(" · ".join(parts))
+        self.query_one("#summary", Static).update(safe_text(" · ".join(parts)))
 
     # ------------------------------------------------------------ list contents
     def _apply(self) -> None:
@@ -176,13 +177,17 @@ class BrowseScreen(Screen[None]):
         index = self.evapp.index
         shown = len(self.entries.rows)
         total = len(index) if index else 0
-        parts = [f"sort: {self.sort_key}{' ↓' if self.sort_reverse else ''}"]
+        parts = [
+            f"{shown} of {total} shown",
+            f"sort {self.sort_key}{' ↓' if self.sort_reverse else ''} (s r)",
+        ]
         if self.filters:
-            parts.append("filter: " + " ".join(f"{k}:{v}" for k, v in self.filters.items()))
+            parts.append(
+                "filter " + " ".join(f"{k}:{v}" for k, v in self.filters.items()) + " (c clears)"
+            )
         if self.search_text:
-            parts.append(f"search: {self.search_text!r} ({len(self._matches)} matches, n/N)")
-        parts.append(f"showing {shown} of {total}")
-        self.query_one("#criteria", Static).update(" · ".join(parts))
+            parts.append(f"search {self.search_text!r}: {len(self._matches)} matches (n N)")
+        self.query_one("#criteria", Static).update(safe_text(" · ".join(parts)))
 
     def watch_sort_key(self) -> None:
         """Re-sort."""

@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from rich.markup import escape
-from textual import on, work
+from rich.text import Text
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 from ledger.errors import EvledgerError
+from ledger.textsafe import safe_text
 from tui.widgets.diff_table import DiffTable
 
 if TYPE_CHECKING:
@@ -53,11 +54,12 @@ class DiffScreen(Screen[None]):
         return cast("EvledgerApp", self.app)
 
     def compose(self) -> ComposeResult:
-        """Header, notes, the table, footer."""
+        """Header, notes, the table, the full key under the cursor, footer."""
         yield Static(f"Diff {self.left} → {self.right}", id="diff-title")
         yield Static("", id="diff-notes")
         yield DiffTable(id="diff-table")
-        yield Footer()
+        yield Static("", id="diff-key")
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         """Compute the diff in a worker."""
@@ -81,13 +83,17 @@ class DiffScreen(Screen[None]):
     @on(DiffComputed)
     def _computed(self, message: DiffComputed) -> None:
         if message.diff is None:
-            self.query_one("#diff-notes", Static).update(f"✗ {escape(message.error)}")
+            self.query_one("#diff-notes", Static).update(safe_text(f"✗ {message.error}"))
             return
         self.diff = message.diff
         a, b = self.diff.a, self.diff.b
         self.query_one("#diff-title", Static).update(
-            f"old: {a.seq} {escape(a.runner or a.kind)} {a.time}  →  "
-            f"new: {b.seq} {escape(b.runner or b.kind)} {b.time}"
+            Text.assemble(
+                ("old ", "dim"),
+                safe_text(f"{a.seq} {a.runner or a.kind} {a.time[:16]}"),
+                ("  →  new ", "dim"),
+                safe_text(f"{b.seq} {b.runner or b.kind} {b.time[:16]}"),
+            )
         )
         self._render_table()
 
@@ -97,14 +103,33 @@ class DiffScreen(Screen[None]):
         if self.diff is None:
             return
         rows = table_rows(self.diff, include_all=self.show_all, precision=5)
-        self.query_one(DiffTable).load(rows)
+        table = self.query_one(DiffTable)
+        table.load(rows, self.size.width - 2)  # 2: the vertical scrollbar
         notes = list(self.diff.notes)
         changed = sum(1 for r in rows if r[0] == "metrics")
         notes.append(
             f"{'all keys' if self.show_all else 'changed keys only'} (A toggles) · "
             f"{changed} metric rows · green better, red worse"
         )
-        self.query_one("#diff-notes", Static).update(escape(" · ".join(notes)))
+        self.query_one("#diff-notes", Static).update(safe_text(" · ".join(notes)))
+        self._show_key()
+
+    def _show_key(self) -> None:
+        """The full key of the cursor row, and how to reach what does not fit."""
+        table = self.query_one(DiffTable)
+        hints = [f"row {table.cursor_row + 1}/{table.row_count} ↑↓"]
+        if table.columns_fit.total > table.size.width - 2 and table.size.width:
+            hints.append("←→ more columns")
+        line = Text.assemble(safe_text(table.key_at_cursor()), ("  " + " · ".join(hints), "dim"))
+        self.query_one("#diff-key", Static).update(line)
+
+    @on(DataTable.RowHighlighted, "#diff-table")
+    def _row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_key()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        """Re-fit the columns to the new width."""
+        self._render_table()
 
     def watch_show_all(self) -> None:
         """Re-render with or without unchanged keys."""

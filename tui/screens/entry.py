@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -19,12 +20,74 @@ from ledger.canonical import digest_bytes
 from ledger.chain import Entry
 from ledger.checkpoint import CheckpointError, parse_note
 from ledger.errors import EvledgerError
-from ledger.evidence import runner_of
+from ledger.evidence import fmt_metric, metrics_of, runner_of
+from ledger.textsafe import safe_markup, safe_text
 from ledger.verify import stored_checkpoints
 from tui.widgets.json_view import JsonTree, JsonView
 
 if TYPE_CHECKING:
     from tui.app import EvledgerApp
+
+
+#: entry-derived text inside Textual markup
+markup = partial(safe_markup, dialect="textual")
+
+#: the ratio and the distortion every compression claim is judged on
+RATIO_METRICS = ("ratio_fp16_effective", "ratio_fp16", "ratio")
+#: the functional (what-the-model-does) metric, first one present
+FUNCTIONAL_METRICS = (
+    "out_cos",
+    "layer_out_cos_min",
+    "ppl_ratio",
+    "ppl_after_gptq",
+    "ppl_after_rtn",
+    "ppl_after",
+    "ratio_at_cos_099",
+    "peak_rss_mb",
+    "entropy_gain_ok",
+)
+SECTIONS_HINT = (
+    "[dim]↓ more: Signatures · Chain · [/dim][b]D[/b][dim] Determinism · [/dim][b]r[/b][dim] "
+    "Reproductions · Subjects[/dim]"
+)
+
+
+def headline_metrics(metrics: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(headline keys: ratio, cos_min, the functional metric; the other keys, sorted)."""
+    head = [next((k for k in RATIO_METRICS if k in metrics), None)]
+    head.append("cos_min" if "cos_min" in metrics else None)
+    head.append(next((k for k in FUNCTIONAL_METRICS if k in metrics), None))
+    shown = [k for k in head if k is not None]
+    rest = sorted(k for k in metrics if k not in shown and k != "determinism_delta")
+    return shown, rest
+
+
+def headline_text(keys: list[str], metrics: dict[str, Any], determinism: Any) -> Text:
+    """`ratio_fp16_effective 3.9x  cos_min 0.995  out_cos 0.998  determinism Δ 0 (2 runs, …)`."""
+    out = Text()
+    for key in keys:
+        value = fmt_metric(metrics[key])
+        suffix = "x" if key.startswith("ratio") and not isinstance(metrics[key], bool) else ""
+        out.append_text(safe_text(key, style="bold"))
+        out.append(" ")
+        out.append_text(safe_text(f"{value}{suffix}", style="bold cyan"))
+        out.append("   ")
+    if isinstance(determinism, dict):
+        equal = determinism.get("digests_equal")
+        out.append("determinism ", style="bold")
+        out.append_text(
+            safe_text(
+                f"Δ {fmt_metric(determinism.get('delta'))} "
+                f"({determinism.get('runs')} runs, digests {'equal' if equal else 'differ'})",
+                style="bold green" if equal and not determinism.get("delta") else "bold yellow",
+            )
+        )
+    elif "determinism_delta" in metrics:
+        out.append("determinism ", style="bold")
+        out.append_text(safe_text(f"Δ {fmt_metric(metrics['determinism_delta'])}"))
+    if not out:
+        out.append("(no metrics in this entry)", style="dim")
+    return out
 
 
 @dataclass
@@ -75,9 +138,11 @@ class EntryScreen(Screen[None]):
 
     BINDINGS: list[BindingType] = [  # noqa: RUF012
         Binding("escape", "back", "Back", priority=True, id="back"),
-        Binding("o", "show_tab('overview')", "Overview", id="tab-overview"),
-        Binding("t", "show_tab('tree')", "Tree", id="tab-tree"),
-        Binding("J", "show_tab('json')", "JSON", id="tab-json"),
+        Binding("o", "show_tab('overview')", "Overview", show=False, id="tab-overview"),
+        Binding("t", "show_tab('tree')", "Tree", show=False, id="tab-tree"),
+        Binding("J", "show_tab('json')", "JSON", show=False, id="tab-json"),
+        Binding("D", "jump('entry-determinism')", "Determinism", id="jump-determinism"),
+        Binding("r", "jump('entry-reproductions')", "Reproductions", id="jump-reproductions"),
         Binding("m", "mark_entry", "Mark", id="mark-entry"),
     ]
 
@@ -95,8 +160,10 @@ class EntryScreen(Screen[None]):
         """Title, three tabs, footer."""
         yield Static(f"Entry {self.seq}", id="entry-title")
         with TabbedContent(id="entry-tabs", initial="overview"):
-            with TabPane("Overview", id="overview"), VerticalScroll(id="overview-scroll"):
-                yield Static("loading…", id="entry-summary")
+            with TabPane("o Overview", id="overview"), VerticalScroll(id="overview-scroll"):
+                yield Static("loading…", id="entry-headline")
+                yield Static(SECTIONS_HINT, id="entry-sections-hint")
+                yield Static("", id="entry-summary")
                 yield Static("", id="entry-signature")
                 yield Static("", id="entry-chain")
                 yield Static("", id="entry-determinism")
@@ -104,14 +171,15 @@ class EntryScreen(Screen[None]):
                 yield DataTable(id="entry-reproductions", cursor_type="row")
                 yield Static("Subjects", classes="section-title")
                 yield DataTable(id="entry-subjects", cursor_type="row")
-            with TabPane("Tree", id="tree"):
+            with TabPane("t Tree", id="tree"):
                 yield JsonTree(id="entry-tree")
-            with TabPane("JSON", id="json"):
+            with TabPane("J JSON", id="json"):
                 yield JsonView(id="entry-json")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        """Read the entry in a worker."""
+        """Read the entry in a worker; ↓ / PgDn scroll the overview at once."""
+        self.query_one("#overview-scroll").focus()
         self.load_entry()
 
     @work(thread=True, exclusive=True, group="entry", exit_on_error=False)
@@ -139,7 +207,7 @@ class EntryScreen(Screen[None]):
     @on(EntryLoaded)
     def _loaded(self, message: EntryLoaded) -> None:
         if message.entry is None:
-            self.query_one("#entry-summary", Static).update(f"✗ {escape(message.error)}")
+            self.query_one("#entry-headline", Static).update(safe_text(f"✗ {message.error}"))
             return
         entry = self.entry = message.entry
         try:
@@ -148,7 +216,7 @@ class EntryScreen(Screen[None]):
             statement = {"error": f"payload unreadable: {e}"}
         runner = (_readable(entry) and runner_of(entry)) or ""
         self.query_one("#entry-title", Static).update(
-            f"Entry {entry.seq} · {entry.kind} · {escape(runner)} · {entry.digest[:23]}…"
+            safe_text(f"Entry {entry.seq} · {entry.kind} · {runner} · {entry.digest[:23]}…")
         )
         self.query_one(JsonTree).load(statement)
         self.query_one(JsonView).load(statement)
@@ -165,23 +233,27 @@ class EntryScreen(Screen[None]):
         report = app.report
         pred = entry.document.get("predicate", {}) if _readable(entry) else {}
         summary = [
-            f"[b]seq[/b] {entry.seq}   [b]kind[/b] {entry.kind}   [b]time[/b] {escape(entry.time)}",
-            f"[b]predicate[/b] {escape(entry.predicate_type)}",
-            f"[b]digest[/b] {entry.digest}",
-            f"[b]prev[/b]   {entry.prev or '(none: genesis)'}",
+            f"[b]seq[/b] {entry.seq}   [b]kind[/b] {markup(entry.kind)}   "
+            f"[b]time[/b] {markup(entry.time)}",
+            f"[b]predicate[/b] {markup(entry.predicate_type)}",
+            f"[b]digest[/b] {markup(entry.digest)}",
+            f"[b]prev[/b]   {markup(entry.prev or '(none: genesis)')}",
         ]
-        metrics = pred.get("metrics")
-        if isinstance(metrics, dict) and metrics:
-            shown = ", ".join(f"{k}={v}" for k, v in list(metrics.items())[:8])
-            summary.append(f"[b]metrics[/b] {escape(shown)}")
+        metrics = metrics_of(entry)
+        headline, rest = headline_metrics(metrics)
+        if rest:
+            others = ", ".join(f"{k}={fmt_metric(metrics[k])}" for k in rest)
+            summary.append(f"[b]other metrics[/b] {markup(others)}")
         problems = self._problems()
+        lines = [headline_text(headline, metrics, pred.get("determinism"))]
         if report is None:
-            summary.append("[dim]· not verified yet[/dim]")
+            lines.append(Text("· not verified yet", style="dim"))
         elif problems:
-            summary.extend(f"[red]✗ {escape(p)}[/red]" for p in problems)
+            lines.extend(safe_text(f"✗ {p}", style="red") for p in problems)
         else:
-            summary.append("[green]✓ no problems found by verification[/green]")
+            lines.append(Text("✓ signature, chain, schema and trust verified", style="green"))
         self.set_class(bool(problems), "-failed")
+        self.query_one("#entry-headline", Static).update(Text("\n").join(lines))
         self.query_one("#entry-summary", Static).update("\n".join(summary))
 
         keys = {k["keyid"]: k for k in (report.trusted_keys if report else [])}
@@ -191,14 +263,15 @@ class EntryScreen(Screen[None]):
             if key is None:
                 who = "unknown key (not trusted by this ledger)" if report else "…"
             else:
-                who = f"{key['name']}, trusted since seq {key['added_seq']}"
+                who = markup(f"{key['name']}, trusted since seq {key['added_seq']}")
                 if key.get("revoked_seq") is not None:
-                    who += f", [red]revoked at seq {key['revoked_seq']}[/red] ({key.get('reason')})"
+                    revoked = markup(f"revoked at seq {key['revoked_seq']}")
+                    who += f", [red]{revoked}[/red] ({markup(key.get('reason'))})"
                 else:
                     who += ", not revoked"
             verified = report is not None and report.signers.get(entry.seq) == keyid
             mark = "✓" if verified else ("✗" if report else "·")
-            sig_lines.append(f"{mark} keyid {keyid[:32]}… {escape(who)}")
+            sig_lines.append(f"{mark} keyid {markup(keyid[:32])}… {who}")
         self.query_one("#entry-signature", Static).update("\n".join(sig_lines))
 
         chain = ["[b]Chain and Merkle[/b]"]
@@ -210,26 +283,28 @@ class EntryScreen(Screen[None]):
         if report is None:
             chain.append("· chain not checked yet")
         elif chain_problems:
-            chain.extend(f"✗ {escape(p)}" for p in chain_problems)
+            chain.extend(f"✗ {markup(p)}" for p in chain_problems)
         else:
             chain.append("✓ prev matches the digest of the entry before")
         if inclusion:
-            chain.append(escape(inclusion))
+            chain.extend(markup(line) for line in inclusion.split("\n"))
         self.query_one("#entry-chain", Static).update("\n".join(chain))
 
         det = pred.get("determinism")
         det_lines = ["[b]Determinism[/b]"]
         if isinstance(det, dict):
             det_lines.append(
-                f"runs {det.get('runs')} · max Δ {det.get('delta')} · "
-                f"digests equal {det.get('digests_equal')}"
+                markup(
+                    f"runs {det.get('runs')} · max Δ {det.get('delta')} · "
+                    f"digests equal {det.get('digests_equal')}"
+                )
             )
             deltas = det.get("deltas")
             if isinstance(deltas, dict):
                 nonzero = {k: v for k, v in deltas.items() if v}
                 listed = ", ".join(f"{k}={v}" for k, v in nonzero.items())
                 det_lines.append(
-                    "all per-metric deltas are 0" if not nonzero else f"non-zero: {escape(listed)}"
+                    "all per-metric deltas are 0" if not nonzero else f"non-zero: {markup(listed)}"
                 )
         else:
             det_lines.append("[dim](no determinism block in this entry)[/dim]")
@@ -244,10 +319,10 @@ class EntryScreen(Screen[None]):
                 row = index.row(pos)
                 repro.add_row(
                     str(row.seq),
-                    row.runner,
-                    row.verdict or "?",
+                    safe_text(row.runner),
+                    safe_text(row.verdict or "?"),
                     app.status.get(row.seq, "····"),
-                    row.digest[:23],
+                    safe_text(row.digest[:23]),
                     key=str(row.seq),
                 )
         if repro.row_count == 0:
@@ -257,13 +332,23 @@ class EntryScreen(Screen[None]):
         subjects.clear(columns=True)
         subjects.add_columns("name", "sha256")
         for s in entry.subjects if _readable(entry) else ():
-            subjects.add_row(str(s.name or ""), str(s.sha256 or ""))
+            subjects.add_row(safe_text(s.name or ""), safe_text(s.sha256 or ""))
 
     @on(DataTable.RowSelected, "#entry-reproductions")
     def _open_reproduction(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value
         if key and key.isdigit():
             self.evapp.jump_to_entry(int(key))
+
+    def action_jump(self, widget_id: str) -> None:
+        """Scroll the overview to a section (and focus its table, if it has one)."""
+        self.query_one(TabbedContent).active = "overview"
+        target = self.query_one(f"#{widget_id}")
+        self.query_one("#overview-scroll", VerticalScroll).scroll_to_widget(
+            target, animate=False, top=True
+        )
+        if target.can_focus:
+            target.focus()
 
     def action_show_tab(self, tab: str) -> None:
         """Switch tab."""

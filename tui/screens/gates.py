@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -16,7 +16,11 @@ from textual.widgets import DataTable, Footer, Select, Static
 
 from ledger.errors import EvledgerError
 from ledger.evidence import fmt_metric
+from ledger.textsafe import safe_markup, safe_text
 from tui.widgets.diff_table import fit_columns
+
+#: entry-derived text inside Textual markup
+markup = partial(safe_markup, dialect="textual")
 
 if TYPE_CHECKING:
     from tui.app import EvledgerApp
@@ -81,7 +85,7 @@ class GatesScreen(Screen[None]):
         if self.policy is None and names:
             self.policy = "v37" if "v37" in names else names[0]
         yield Select(
-            [(n, n) for n in names],
+            [(markup(n), n) for n in names],
             value=self.policy or Select.BLANK,
             allow_blank=not names,
             id="policy-select",
@@ -90,7 +94,7 @@ class GatesScreen(Screen[None]):
         yield Static("evaluating…", id="gate-banner")
         yield DataTable(id="gate-claims", cursor_type="row")
         yield Static("", id="gate-detail")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         """Evaluate the chosen policy."""
@@ -130,7 +134,7 @@ class GatesScreen(Screen[None]):
         table: DataTable[Any] = self.query_one(DataTable)
         table.clear(columns=True)
         if message.result is None:
-            banner.update(f"✗ {escape(message.error)}")
+            banner.update(f"✗ {markup(message.error)}")
             return
         result = self.result = message.result
         self.set_class(result.go, "-go")
@@ -147,7 +151,7 @@ class GatesScreen(Screen[None]):
             )
         if blocking:
             text += f" · blocking: {', '.join(blocking)}"
-        banner.update(escape(text))
+        banner.update(markup(text))
         cells = []
         for claim in result.claims:
             checks = "; ".join(
@@ -178,11 +182,11 @@ class GatesScreen(Screen[None]):
         fit_columns(table, headers, [c for _, c in cells], max_width=70)
         for claim, (cid, req, state, checks, source) in cells:
             table.add_row(
-                Text(cid, style="bold"),
+                safe_text(cid, style="bold"),
                 req,
                 Text(state, style=STATE_STYLE.get(claim.state, "")),
-                checks,
-                source,
+                safe_text(checks),
+                safe_text(source),
                 key=claim.id,
             )
         self._detail(0)
@@ -192,20 +196,23 @@ class GatesScreen(Screen[None]):
             return
         claim = self.result.claims[min(row, len(self.result.claims) - 1)]
         lines = [
-            f"[b]{escape(claim.id)}[/b] {escape(claim.title)} — {claim.state}"
+            f"[b]{markup(claim.id)}[/b] {markup(claim.title)} — {claim.state}"
             f" ({'required' if claim.required else 'optional'})",
-            f"evidence: {escape(claim.selector)} · {claim.candidates} candidates",
+            f"evidence: {markup(claim.selector)} · {claim.candidates} "
+            f"{'candidate' if claim.candidates == 1 else 'candidates'}",
         ]
         for c in claim.checks:
-            why = f" {escape(c.reason)}" if c.reason else ""
+            why = f" {markup(c.reason)}" if c.reason else ""
             lines.append(
-                f"  {'✓' if c.ok else '✗'} {escape(c.metric)} = {fmt_metric(c.observed)} "
-                f"(needs {c.op} {fmt_metric(c.value)}){why}"
+                f"  {'✓' if c.ok else '✗'} {markup(c.metric)} = {markup(fmt_metric(c.observed))} "
+                f"(needs {markup(c.op)} {markup(fmt_metric(c.value))}){why}"
             )
         for reason in claim.reasons():
-            lines.append(f"  [red]{escape(reason)}[/red]")
+            lines.append(f"  [red]{markup(reason)}[/red]")
         if claim.source:
-            lines.append(f"source: seq {claim.source.seq} {claim.source.digest[:23]} (enter opens)")
+            lines.append(
+                f"source: seq {claim.source.seq} {markup(claim.source.digest[:23])} (enter opens)"
+            )
         self.query_one("#gate-detail", Static).update("\n".join(lines))
 
     @on(DataTable.RowHighlighted, "#gate-claims")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
-from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static, Tree
 
+from ledger.textsafe import safe_markup, safe_text
 from ledger.verify import CODES, Report
 from tui.widgets.confirm import ConfirmScreen
+
+#: entry-derived text inside Textual markup
+markup = partial(safe_markup, dialect="textual")
 
 if TYPE_CHECKING:
     from tui.app import EvledgerApp
@@ -38,7 +42,7 @@ class VerifyScreen(Screen[None]):
         yield Static("", id="verify-banner")
         yield ProgressBar(total=None, show_eta=False, id="verify-screen-bar")
         yield Tree("problems", id="verify-problems")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         """Follow the app's report and progress; start verification if none is running."""
@@ -72,17 +76,18 @@ class VerifyScreen(Screen[None]):
             f"{report.verified_entries} checked · {report.checkpoints} checkpoints · "
             f"trust: {report.trust_anchor} · root {report.root[:16]}…"
         )
-        banner.update(escape(head))
+        banner.update(markup(head))
         tree.root.set_label(f"{len(report.problems)} problems")
         groups: dict[str, list[tuple[int | None, str]]] = {}
         for p in report.problems:
             groups.setdefault(p.code, []).append((p.seq, p.message))
         for code in sorted(groups):
             items = groups[code]
-            node = tree.root.add(f"{code} ({len(items)}) — {CODES.get(code, '')}", expand=True)
+            label = safe_text(f"{code} ({len(items)}) — {CODES.get(code, '')}")
+            node = tree.root.add(label, expand=True)
             for seq, msg in items:
                 where = f"seq {seq}" if seq is not None else "ledger"
-                node.add_leaf(f"{where}: {msg}", data=seq)
+                node.add_leaf(safe_text(f"{where}: {msg}"), data=seq)
         if not groups:
             tree.root.add_leaf("no problems: every entry, signature, link and checkpoint checks")
         tree.root.expand()

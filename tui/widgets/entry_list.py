@@ -13,6 +13,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ledger.index import Index
+from ledger.textsafe import visible
 from ledger.verify import Problem
 from tui.messages import EntryMarked, EntrySelected
 
@@ -321,7 +322,7 @@ class EntryList(ScrollView, can_focus=True):
         pending = base + self.get_component_rich_style("entry-list--pending", partial=True)
         segments: list[Segment] = []
         for n, column in enumerate(self._columns):
-            text = column.fit(self._cell(column, pos))
+            text = column.fit(visible(self._cell(column, pos)))  # entry text is inert
             if column.field == "status":
                 for ch in text:
                     style = good if ch == GOOD else bad if ch in (BAD, UNSURE) else pending
