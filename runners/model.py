@@ -137,14 +137,39 @@ def selects(selection: str, info: TensorInfo) -> bool:
     )
 
 
+def refuse_compressed(path: Path) -> None:
+    """InputError pointing to `compare` when `path` is a compressed checkpoint.
+
+    Signs: GGUF magic, a quantization_config (config.json or quantize_config.json), or
+    packed tensors (`*.qweight`, `*.qzeros`, `*.g_idx`, `*_scale`, `*_zero_point`,
+    `*.weight_packed`). Measuring their scales as weights would be meaningless.
+    """
+    if not path.exists():
+        return
+    from runners.formats.detect import describe_compressed
+
+    why = describe_compressed(path)
+    if why is not None:
+        raise InputError(
+            f"{why}; measure it against its original with "
+            f"`evledger run compare --model ORIGINAL --param compressed={path}`",
+            path=path,
+        )
+
+
 class ModelSource:
     """A model on disk: one .safetensors file, a folder of shards, or a Hugging Face folder."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, matrices: str = "linear"):
         """Resolve `path` (None = the default model) and check every file; nothing is loaded."""
         self.is_default = path is None
+        self.reference_note: str | None = None
+        self.source_subjects: list[dict[str, Any]] = []
+        if path is not None and str(path) == "smollm2" and not Path(path).exists():
+            path = self._smollm2()
         self.requested = default_model_path() if path is None else Path(path)
         self.matrices = matrices
+        refuse_compressed(self.requested)
         self.root, self.paths = self._resolve(self.requested)
         self._files: list[FileInfo] | None = None
         self._tensors: list[TensorInfo] | None = None
@@ -160,6 +185,15 @@ class ModelSource:
             raise InputError(
                 f"no 2-D weight matrices selected (matrices={matrices})", path=self.requested
             )
+
+    def _smollm2(self) -> Path:
+        """The default causal LM (`--model smollm2`): its dequantized folder, with provenance."""
+        from runners.causal import SMOLLM2_FILE, SMOLLM2_NOTE, smollm2_folder
+
+        folder, digest = smollm2_folder()
+        self.reference_note = SMOLLM2_NOTE
+        self.source_subjects = [{"name": SMOLLM2_FILE, "digest": {"sha256": digest}}]
+        return folder
 
     @staticmethod
     def _resolve(path: Path) -> tuple[Path, list[Path]]:

@@ -156,10 +156,19 @@ def run_runner(
     progress: ProgressFn | None = None,
     threads: int | None = None,
     seed: int = SEED,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Measure `repeat` (>= 2) times in fresh state and return the in-toto Statement v1 dict."""
+    """Measure `repeat` (>= 2) times in fresh state and return the in-toto Statement v1 dict.
+
+    `device` (cpu, cuda or auto) is where runners that use `runners.device.current()` do
+    their heavy math; it is recorded with its name and determinism settings.
+    """
+    from runners import device as devices
+    from runners.registry import plugin_of
+
     if repeat < 2:
         raise ValueError("repeat must be >= 2 (determinism needs two measurements)")
+    resolved_device = devices.resolve(device)
     resolved = resolve_params(runner, params)
     progress = progress or no_progress
     threads = threads or default_threads()
@@ -169,21 +178,29 @@ def run_runner(
         def report(label: str, done: int, total: int, _i: int = i) -> None:
             progress(f"run {_i + 1}/{repeat}: {label}", done, total)
 
-        runs.append(measure_once(runner, model, resolved, report, threads, seed))
+        with devices.using(resolved_device):
+            runs.append(measure_once(runner, model, resolved, report, threads, seed))
     first = runs[0]
     # a runner may name `physical_metrics` (e.g. peak RSS) whose spread is not non-determinism
     det = determinism_block(runs, getattr(runner, "physical_metrics", frozenset()))
     metrics = dict(first.metrics)
     metrics["determinism_delta"] = det["delta"]
     subjects = [{"name": f.name, "digest": {"sha256": f.sha256}} for f in model.files()]
+    subjects.extend(getattr(model, "source_subjects", []))  # e.g. the GGUF behind smollm2
     subjects.extend(first.extra.get("subjects", []))
+    plugin = plugin_of(runner.name)
+    runner_block: dict[str, Any] = {"name": runner.name, "version": runner.version}
+    if plugin is not None:
+        runner_block["plugin"] = plugin.describe()
+    env = environment(threads, {"torch": seed, **first.extra.get("seeds", {})})
+    env["device"] = devices.describe(device, resolved_device)
     predicate: dict[str, Any] = {
-        "runner": {"name": runner.name, "version": runner.version},
+        "runner": runner_block,
         "params": resolved,
         "metrics": metrics,
         "rows": first.rows,
         "determinism": det,
-        "environment": environment(threads, {"torch": seed, **first.extra.get("seeds", {})}),
+        "environment": env,
     }
     if "rate_distortion" in first.extra:
         predicate["rate_distortion"] = first.extra["rate_distortion"]
@@ -197,6 +214,8 @@ def run_runner(
         "matrices": model.matrices,
         "tensors": model.summary(),
     }
+    if getattr(model, "reference_note", None):
+        predicate["model"]["reference"] = model.reference_note
     for key, value in first.extra.items():
         if key not in ("subjects", "seeds", "rate_distortion") and key not in RESERVED:
             predicate[key] = value
@@ -206,7 +225,7 @@ def run_runner(
         version=safe["runner"]["version"],
         subjects=to_json_safe(subjects),
         predicate=safe,
-        predicate_type=predicate_type(runner.name),
+        predicate_type=predicate_type("plugin" if plugin is not None else runner.name),
     )
 
 

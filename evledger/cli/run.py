@@ -13,7 +13,16 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from evledger.cli.output import cell, emit_json, print_out, quiet, say, signing_key_option, table
+from evledger.cli.output import (
+    cell,
+    emit_json,
+    plural,
+    print_out,
+    quiet,
+    say,
+    signing_key_option,
+    table,
+)
 from ledger.errors import InputError, UsageError
 from ledger.textsafe import visible
 
@@ -99,33 +108,44 @@ def _fmt(value: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def runners_cmd(as_json: bool) -> None:
     """List the runners with their parameters, defaults and help."""
-    from runners.registry import load_runners
+    from runners.registry import load_runners, plugins
 
     loaded = load_runners()
+    plugged = plugins()
     docs = []
     for name, runner in loaded.items():
+        origin = {"plugin": plugged[name].describe()} if name in plugged else {}
         if isinstance(runner, Exception):
-            docs.append(
-                {"name": name, "available": False, "error": f"{type(runner).__name__}: {runner}"}
-            )
+            err = f"{type(runner).__name__}: {runner}"
+            docs.append({"name": name, "available": False, "error": err, **origin})
+            continue
+        try:
+            params = [p.describe() for p in runner.params]
+        except Exception as exc:  # a plug-in with bad params must not hide the others
+            err = f"{type(exc).__name__}: {exc}"
+            docs.append({"name": name, "available": False, "error": err, **origin})
             continue
         docs.append(
             {
                 "name": name,
                 "available": True,
-                "version": runner.version,
-                "description": runner.description,
-                "params": [p.describe() for p in runner.params],
+                "version": str(runner.version),
+                "description": str(runner.description),
+                "params": params,
+                **origin,
             }
         )
     if as_json:
         emit_json({"runners": docs})
         return
     for doc in docs:
+        src = ""
+        if "plugin" in doc:
+            src = f"  [plug-in {doc['plugin']['package']} {doc['plugin']['version']}]"
         if not doc["available"]:
-            say(f"{doc['name']}  (unavailable: {doc['error']})")
+            say(f"{doc['name']}{src}  (unavailable: {doc['error']})")
             continue
-        say(f"{doc['name']} {doc['version']}: {doc['description']}")
+        say(f"{doc['name']} {doc['version']}{src}: {doc['description']}")
         grid = table("param", "type", "default", "help")
         for p in doc["params"]:
             grid.add_row(
@@ -159,6 +179,13 @@ def runners_cmd(as_json: bool) -> None:
     help="Measurements in fresh state (>= 2) for the determinism block.",
 )
 @click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "auto"]),
+    default="cpu",
+    show_default=True,
+    help="Where runners do heavy math (forward passes, matmuls); recorded in the statement.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Measure and validate, append nothing; print the headline metrics "
@@ -173,6 +200,7 @@ def run_cmd(
     model_path: Path | None,
     param_pairs: tuple[str, ...],
     repeat: int,
+    device: str,
     dry_run: bool,
     as_json: bool,
     key_name: str | None,
@@ -185,6 +213,9 @@ def run_cmd(
 
     if repeat < 2:
         raise UsageError("--repeat must be at least 2 (determinism needs two measurements)")
+    from runners.device import resolve as resolve_device
+
+    resolve_device(device)  # cuda without a GPU: exit 2 before any work
     runner = get_runner(runner_name)
     params = resolve_params(runner, parse_param_pairs(param_pairs))
     ledger = None
@@ -195,7 +226,9 @@ def run_cmd(
     matrices = params.get("matrices", "linear")
     model = ModelSource(model_path, matrices=matrices)
     with _progress(True) as progress:
-        statement = run_runner(runner, model, params, repeat=repeat, progress=progress)
+        statement = run_runner(
+            runner, model, params, repeat=repeat, progress=progress, device=device
+        )
     try:
         validate_statement(statement)
     except ValueError as exc:
@@ -247,10 +280,9 @@ def _print_summary(statement: dict[str, Any], seq: int | None, digest: str | Non
     grid.add_row(
         cell("runs / digests equal"), cell(f"{det['runs']} / {_fmt(det['digests_equal'])}")
     )
-    rows = pred.get("rows") or []
-    if rows:
-        grid.add_row(cell("per-matrix rows"), cell(f"{len(rows)} (see --json or evledger show)"))
     print_out(grid)
+    if rows := pred.get("rows") or []:
+        say(f"{plural(len(rows), 'per-matrix row')} (see --json, or evledger show once appended)")
 
 
 COMMANDS = [runners_cmd, run_cmd]

@@ -185,7 +185,7 @@ def test_dry_run_prints_a_compact_summary(tmp_path: Path) -> None:
     assert len(lines) < 20, out  # not one line per matrix and field
     assert lines[0].startswith("static ")
     assert any(line.split()[:1] == ["cos_min"] for line in lines)
-    assert "per-matrix rows  24" in " ".join(out.split("\n")) or "24 (see --json" in out
+    assert "24 per-matrix rows (see --json, or evledger show once appended)" in lines
     assert lines[-1] == "dry run: nothing appended (--json prints the whole statement)"
     code, out, _ = run([*args, "--json"])
     assert code == 0 and len(json.loads(out)["predicate"]["rows"]) == 24

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import (
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from security_ledger import (
     attacker_commit,
     cli,
     payload_of,
@@ -18,7 +19,6 @@ from conftest import (
     with_payload,
     write_json,
 )
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.api import Ledger
 from ledger.canonical import canonical_bytes
