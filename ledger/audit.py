@@ -20,7 +20,7 @@ from typing import Any
 import schemas
 from ledger.chain import Entry
 from ledger.evidence import evidence_statement, is_legacy, predicate_of, runner_of
-from ledger.ratedistortion import FAILING, Physics, physics_of, structured_marker
+from ledger.ratedistortion import FAILING, Physics, physics_of, settle, structured_marker
 from ledger.reproduce import Tolerance, compare_metrics
 from ledger.statement import Import, Reproduction, RunnerEvidence
 from ledger.textsafe import md_cell, md_code, md_text
@@ -72,7 +72,8 @@ class ClaimAudit:
 
     @property
     def failed(self) -> bool:
-        """True if the claim is diverged or implausible."""
+        """True if the claim is diverged, implausible, contradictory, or above the Gaussian
+        reference with neither a data-dependent bound nor a reproduction by another key."""
         return self.verdict == "diverged" or self.physics.status in FAILING
 
     @property
@@ -103,6 +104,8 @@ class AuditReport:
         out["implausible"] = sum(c.physics.status == "implausible" for c in self.claims)
         out["contradictory"] = sum(c.physics.status == "contradictory" for c in self.claims)
         out["structured"] = sum(c.physics.status == "structured" for c in self.claims)
+        for status in ("needs-reproduction", "within-data-bound"):
+            out[status] = sum(c.physics.status == status for c in self.claims)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -132,13 +135,20 @@ class AuditReport:
             )
         notes = [f"- seq {c.seq}: {md_text(c.physics.note)}" for c in self.claims if c.physics.note]
         if notes:
-            lines += ["", "Physics notes (Gaussian rate-distortion bound, 16 / R(c)):", "", *notes]
+            lines += [
+                "",
+                "Physics notes (Gaussian reference 16 / R(c); data-dependent bound where "
+                "recorded, see docs/physics.md):",
+                "",
+                *notes,
+            ]
         counts = self.counts()
         lines += [
             "",
             f"{counts['claims']} claims: {counts['reproduced']} reproduced, "
             f"{counts['diverged']} diverged, {counts['unreproduced']} unreproduced, "
-            f"{counts['implausible']} implausible. Overall: {'OK' if self.ok else 'FAILED'}.",
+            f"{counts['implausible']} implausible, {counts['needs-reproduction']} needing "
+            f"reproduction. Overall: {'OK' if self.ok else 'FAILED'}.",
         ]
         return "\n".join(lines) + "\n"
 
@@ -310,7 +320,7 @@ def audit_entries(entries: Iterable[Entry]) -> AuditReport:
                 origin=_origin(claim),
                 legacy=is_legacy(claim),
                 verdict=verdict,
-                physics=physics_of(claim),
+                physics=settle(physics_of(claim), claim, reproductions),
                 checks=sorted(checks, key=lambda c: c.seq),
             )
         )

@@ -24,7 +24,8 @@ from ledger.evidence import (
     predicate_type_of,
     runner_of,
 )
-from ledger.ratedistortion import FAILING, physics_of
+from ledger.metricnames import ALIASES, with_aliases
+from ledger.ratedistortion import FAILING, physics_of, settle
 from ledger.statement import PolicyDoc
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
     "!=": operator.ne,
 }
 #: runners of ours that produce evidence
-RUNNERS = ("static", "pareto", "pq", "hessian", "proxy", "entropy", "memory")
+RUNNERS = ("static", "pareto", "pq", "hessian", "proxy", "entropy", "memory", "ecsq", "tcq")
 #: names allowed after PREDICATE_PREFIX in a selector's predicate_type
 PREDICATE_NAMES = (*RUNNERS, "evidence", "legacy", "import", "reproduction", "policy")
 KINDS = ("evidence", "import", "reproduction")
@@ -97,6 +98,15 @@ KNOWN_METRICS = frozenset(
         "frontier_points",
         "candidates",
         *(m for table in LEGACY_METRICS.values() for m in table),
+        *ALIASES,
+        "ratio_model",
+        "bytes_model_fp16",
+        "bytes_model_total",
+        "params_model",
+        "ppl_after",
+        "ppl_before",
+        "ppl_ratio",
+        "rd_data_bound_ratio",
     }
 )
 KNOWN_METRIC_PATTERNS = (
@@ -638,7 +648,8 @@ def evaluate_claim(claim: Claim, entries: Iterable[Entry]) -> ClaimResult:
     result = ClaimResult(
         claim.id, claim.title, claim.required, "missing", selector=sel.describe(), note=claim.note
     )
-    candidates = [(e, metrics_of(e)) for e in entries if sel.matches(e)]
+    items = list(entries)
+    candidates = [(e, with_aliases(metrics_of(e))) for e in items if sel.matches(e)]
     result.candidates = len(candidates)
     if not candidates:
         result.note = f"no evidence from {sel.describe()}"
@@ -671,9 +682,9 @@ def evaluate_claim(claim: Claim, entries: Iterable[Entry]) -> ClaimResult:
     result.source = SourceRef(entry.seq, entry.digest, runner_of(entry), entry.kind, entry.time)
     result.metrics = metrics
     result.checks = [check.evaluate(metrics) for check in claim.checks]
-    # evidence above the Gaussian rate-distortion bound (and not marked structured) cannot
-    # pass a gate, whatever its own figures say
-    physics = physics_of(entry)
+    # evidence that beats its data-dependent bound, contradicts itself, or is above the
+    # Gaussian reference with no such bound and no reproduction by another key cannot pass
+    physics = settle(physics_of(entry), entry, items)
     if physics.status in FAILING:
         result.physics = physics.note
     ok = all(c.ok for c in result.checks) and not result.physics

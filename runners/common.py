@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from runners.base import Measurement, Param, ProgressFn
+from runners.functional import add_functional
 from runners.measure import (
     Calibration,
     CompressedMatrix,
@@ -85,6 +86,7 @@ def scalar_measure(
     digest = ReconstructionDigest()
     rows: list[dict[str, Any]] = []
     kept: list[tuple[Any, CompressedMatrix]] = []
+    recon: dict[str, torch.Tensor] = {}
     infos = model.matrix_infos()
     for i, (info, w) in enumerate(model.iter_matrices()):
         cm = scalar_compress(w, params["bits"], params["group_size"], rank)
@@ -95,9 +97,11 @@ def scalar_measure(
         rows[-1].update(more)
         rows[-1]["calibration"] = calib.sources[info.name]
         digest.update(cm.w_hat)
+        recon[info.name] = cm.w_hat
         kept.append((info, cm))
         cm.w_hat = cm.w_hat[:0]  # drop the reconstruction; codes stay for later coders
         progress(info.name, i + 1, len(infos))
     metrics = summarize(rows)
     extra = {"subjects": calib.subjects(), "calibration": calib.describe()}
+    add_functional(model, recon, metrics, extra)
     return Measurement(metrics, rows, digest.hexdigest(), extra), kept

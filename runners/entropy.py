@@ -25,7 +25,7 @@ class EntropyRunner:
     """Fixed-width packed codes vs zstd-coded codes; Shannon entropy of the codes beside them."""
 
     name = "entropy"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: held-out embedding cosine, layer_out_cos_min, ratio_model
     description = (
         "group-wise quantization whose packed codes are entropy-coded with zstd; "
         "bytes_entropy vs bytes_fixed_width, Shannon entropy, entropy_gain_ok"

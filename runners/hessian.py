@@ -84,7 +84,9 @@ class HessianRunner:
     """GPTQ (Frantar et al.) vs RTN on the same group-wise grid, with a functional metric."""
 
     name = "hessian"
-    version = "1.1.0"  # 1.1: perplexity for causal LM folders (was a Gaussian fallback)
+    # 1.1: perplexity for causal LM folders (was a Gaussian fallback); 1.2: out_cos renamed
+    # layer_out_cos_min, 204 held-out texts, ratio_model
+    version = "1.2.0"
     description = (
         "GPTQ-style quantization with error feedback (H = 2·XᵀX from real activations of the "
         "model on built-in texts), on FFN matrices; output cos and sentence-embedding cos "
@@ -144,7 +146,7 @@ class HessianRunner:
         gptq_w: dict[str, torch.Tensor] = {}
         rtn_w: dict[str, torch.Tensor] = {}
         calib_hash = hashlib.sha256()
-        x_orig: dict[str, torch.Tensor] = {}  # held-out inputs, for out_cos
+        x_orig: dict[str, torch.Tensor] = {}  # held-out inputs, for layer_out_cos
         gaussian_rows: list[str] = []
         if encoder is not None:
             names = [n for i in infos if (n := _enc_name(encoder, i.name)) is not None]
@@ -172,8 +174,8 @@ class HessianRunner:
             progress(info.name, k + 1, total)
         metrics = summarize(rows)
         metrics["cos_min_rtn"] = min(r["cos_rtn"] for r in rows)
-        metrics["out_cos_rtn"] = min(r["out_cos_rtn"] for r in rows)
-        metrics["out_cos_mean_rtn"] = sum(r["out_cos_rtn"] for r in rows) / len(rows)
+        metrics["layer_out_cos_min_rtn"] = min(r["layer_out_cos_rtn"] for r in rows)
+        metrics["layer_out_cos_mean_rtn"] = sum(r["layer_out_cos_rtn"] for r in rows) / len(rows)
         extra: dict[str, Any] = {"seeds": {"gaussian_calibration": GAUSSIAN_SEED}}
         if encoder is not None:
             for suffix, texts in (("", HELDOUT), ("_calib", TEXTS)):
@@ -190,7 +192,7 @@ class HessianRunner:
                 "texts": len(TEXTS),
                 "tokens": max(int(r["calib_rows"]) for r in rows if r["calib"] == "activations"),
                 "gaussian_matrices": gaussian_rows,
-                "out_cos_inputs": "original model's activations on the held-out texts",
+                "layer_out_cos_inputs": "original model's activations on the held-out texts",
                 "sequential": True,
                 "digest": "sha256:" + calib_hash.hexdigest(),
             }
@@ -286,7 +288,7 @@ def _gptq_row(
     row = matrix_row(info, w, g, x_eval)
     row["method"] = "gptq"
     row["cos_rtn"] = _flat_cos(w, r.w_hat)
-    row["out_cos_rtn"] = output_cosine(x_eval, w, r.w_hat)
+    row["layer_out_cos_rtn"] = output_cosine(x_eval, w, r.w_hat)
     row["calib_rows"] = int(x_seq.shape[0])
     row["calib"] = "activations" if activations else "gaussian"
     return row, g, r
@@ -307,7 +309,7 @@ def _measure_causal(
     loaded model (e.g. GPT-2's Conv1D), or that no calibration text reaches (an unrouted
     expert), get seeded Gaussian inputs, are listed under calibration.gaussian_matrices
     and are not applied in the perplexity runs. A layer reached by the calibration texts
-    but by no held-out text has its out_cos taken on its calibration inputs.
+    but by no held-out text has its layer_out_cos taken on its calibration inputs.
     """
     from runners.causal import CausalLM
 
@@ -351,8 +353,8 @@ def _measure_causal(
         progress(info.name, k + 1, len(infos))
     metrics = summarize(rows)
     metrics["cos_min_rtn"] = min(r["cos_rtn"] for r in rows)
-    metrics["out_cos_rtn"] = min(r["out_cos_rtn"] for r in rows)
-    metrics["out_cos_mean_rtn"] = sum(r["out_cos_rtn"] for r in rows) / len(rows)
+    metrics["layer_out_cos_min_rtn"] = min(r["layer_out_cos_rtn"] for r in rows)
+    metrics["layer_out_cos_mean_rtn"] = sum(r["layer_out_cos_rtn"] for r in rows) / len(rows)
     if names:
         for suffix, texts in (("", HELDOUT), ("_calib", TEXTS)):
             before = lm.perplexity(texts)
@@ -368,7 +370,7 @@ def _measure_causal(
             "texts": len(TEXTS),
             "tokens": tokens,
             "gaussian_matrices": gaussian_rows,
-            "out_cos_inputs": "original model's activations on the held-out texts",
+            "layer_out_cos_inputs": "original model's activations on the held-out texts",
             "sequential": True,
             "order": "forward",
             "digest": "sha256:" + calib_hash.hexdigest(),

@@ -437,7 +437,7 @@ class ReconstructionDigest:
 def matrix_row(
     info: TensorInfo, w: torch.Tensor, cm: CompressedMatrix, x: torch.Tensor | None
 ) -> dict[str, Any]:
-    """Per-matrix row: shape, bytes by part, ratio, weight cos, output cos, bound."""
+    """Per-matrix row: shape, bytes by part, ratio, weight cos, layer output cos, reference."""
     fp16 = 2 * w.numel()
     cos = cosine(w, cm.w_hat)
     row: dict[str, Any] = {
@@ -453,9 +453,8 @@ def matrix_row(
     row["bits_per_weight"] = 8.0 * cm.nbytes / w.numel()
     row["cos"] = cos
     if x is not None:
-        row["out_cos"] = output_cosine(x, w, cm.w_hat)
-    bound = bound_ratio(cos)
-    row["rd_bound_ratio"] = bound
+        row["layer_out_cos"] = output_cosine(x, w, cm.w_hat)
+    row["rd_gaussian_ratio"] = bound_ratio(cos)
     return row
 
 
@@ -483,12 +482,35 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float | int | bool]:
     )
     for k in parts:
         out[k] = sum(int(r.get(k, 0)) for r in rows)
-    outs = [r["out_cos"] for r in rows if "out_cos" in r]
-    if outs:
-        out["out_cos"] = min(outs)
-        out["out_cos_mean"] = sum(outs) / len(outs)
+    outs = [r["layer_out_cos"] for r in rows if "layer_out_cos" in r]
+    if outs:  # per-layer output cosine on calibration inputs: not the model's output
+        out["layer_out_cos_min"] = min(outs)
+        out["layer_out_cos_mean"] = sum(outs) / len(outs)
     bound = bound_ratio(float(out["cos_min"]))
-    if bound is not None and bound > 0:
-        out["rd_bound_ratio"] = bound
-        out["rd_efficiency"] = float(out["ratio_fp16_effective"]) / bound
+    if bound is not None and bound > 0:  # the Gaussian *reference*, not a bound on real weights
+        out["rd_gaussian_ratio"] = bound
+        out["rd_gaussian_efficiency"] = float(out["ratio_fp16_effective"]) / bound
     return out
+
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1}
+_FLOATS = {"F64", "F32", "F16", "BF16"}
+
+
+def model_scope(model: ModelSource, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Whole-file figures beside the selected-matrices ratio: `ratio_model` counts every
+    tensor of the model, the untouched ones at their fp16 size (non-float ones as stored)."""
+    if not all(k in metrics for k in ("bytes_total", "bytes_fp16")):
+        return {}
+    whole = sum(
+        2 * t.numel if t.dtype in _FLOATS else _DTYPE_BYTES.get(t.dtype, 1) * t.numel
+        for t in model.tensors()
+    )
+    selected = int(metrics["bytes_fp16"])
+    total = int(metrics["bytes_total"]) + max(0, whole - selected)
+    return {
+        "bytes_model_fp16": whole,
+        "bytes_model_total": total,
+        "ratio_model": whole / total if total else 0.0,
+        "params_model": sum(t.numel for t in model.tensors()),
+    }

@@ -1,4 +1,15 @@
-"""pareto: per-matrix sweep of bits x group_size (x rank) and cross-layer byte allocation."""
+"""pareto: cross-layer allocation, continuous (entropy-coded, per-matrix step) or on a grid.
+
+`method=ecsq` (default): every matrix gets one R-D table, cos and estimated bits of its ECSQ
+codes at 24 log-spaced steps, computed once and reused. A target cos t is met *exactly* per
+matrix (the step is searched from the table's interpolation, then encoded with constriction
+and decoded back); a byte budget is met by bisection on a common t over the tables, then
+encoded for real. Giving every matrix the same cos is the Lagrangian (equal-slope) optimum
+of the total relative distortion Σ n_i·(1 − c_i²) under a byte budget at high rate, since an
+entropy-coded quantizer's rate is a − ½·log2(1 − c²) bits a weight there: its slope in the
+distortion is the same for every matrix exactly when their cosines are equal.
+`method=grid`: the original sweep of bits × group_size (× rank) with fixed-width codes.
+"""
 
 from __future__ import annotations
 
@@ -93,12 +104,22 @@ class ParetoRunner:
     """Sweep per-matrix settings; best ratio at cos_min thresholds; allocation under a budget."""
 
     name = "pareto"
-    version = "1.0.0"
+    version = "2.0.0"  # 2.0: continuous entropy-coded allocation (method=ecsq) by default
     description = (
-        "per-matrix sweep of bits x group_size (x rank); cross-layer allocation; "
-        "frontier of ratio vs cos_min; best ratio at cos_min >= 0.99 and >= 0.94"
+        "cross-layer allocation: per-matrix entropy-coded step meeting each target exactly "
+        "(method=ecsq, default) or a bits x group_size grid (method=grid); frontier of ratio "
+        "vs cos_min; best ratio at cos_min >= 0.99 and >= 0.94; a byte budget met exactly"
     )
     params = (
+        Param(
+            "method",
+            "ecsq",
+            "ecsq (continuous, entropy-coded) or grid (fixed-width bits x group sweep)",
+            "str",
+            choices=("ecsq", "grid"),
+        ),
+        Param("contexts", 4, "row contexts for method=ecsq", "int", minimum=1, maximum=16),
+        Param("functional", True, "measure held-out embedding cosine (method=ecsq)", "bool"),
         Param("bits_grid", "2,3,4,5,6,8", "comma-separated bits to try (2..8)", "str"),
         Param("group_grid", "32,128", "comma-separated group sizes to try", "str"),
         Param("rank_grid", "0", "comma-separated residual ranks to try (0 = none)", "str"),
@@ -127,6 +148,10 @@ class ParetoRunner:
         self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
     ) -> Measurement:
         """Sweep, build the frontier, then re-compress the chosen allocations and measure them."""
+        if params["method"] == "ecsq":
+            from runners.allocation import continuous_measure
+
+            return continuous_measure(model, params, progress)
         bits = _int_list(params["bits_grid"], "bits_grid", 2, 8)
         groups = _int_list(params["group_grid"], "group_grid", 1, 1 << 20)
         ranks = _int_list(params["rank_grid"], "rank_grid", 0, 4096)

@@ -9,6 +9,7 @@ import torch
 
 from runners.base import Measurement, Param, ProgressFn
 from runners.common import CALIB_SAMPLES, CALIBRATION, MATRICES, selected
+from runners.functional import add_functional
 from runners.measure import (
     Calibration,
     CompressedMatrix,
@@ -92,7 +93,7 @@ class PQRunner:
     """Per-matrix product quantization; ratio counts codebooks and packed index bytes."""
 
     name = "pq"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: held-out embedding cosine, layer_out_cos_min, ratio_model
     description = (
         "product quantization: seeded k-means codebooks (fp16) on sub-vectors of "
         "each row; ratio from packed indices + codebook bytes"
@@ -130,6 +131,7 @@ class PQRunner:
         calib = Calibration(model, params["calibration"], params["calib_samples"], seed=0)
         digest = ReconstructionDigest()
         rows: list[dict[str, Any]] = []
+        recon: dict[str, torch.Tensor] = {}
         infos = model.matrix_infos()
         for i, (info, w) in enumerate(model.iter_matrices()):
             cm = pq_compress(
@@ -145,6 +147,7 @@ class PQRunner:
             row["index_bits"] = cm.info["index_bits"]
             rows.append(row)
             digest.update(cm.w_hat)
+            recon[info.name] = cm.w_hat
             progress(info.name, i + 1, len(infos))
         metrics = summarize(rows)
         extra = {
@@ -152,6 +155,7 @@ class PQRunner:
             "calibration": calib.describe(),
             "seeds": {"kmeans": params["seed"]},
         }
+        add_functional(model, recon, metrics, extra)
         return Measurement(metrics, rows, digest.hexdigest(), extra)
 
 

@@ -37,7 +37,7 @@ class ProxyRunner:
     """cos_min, effective ratio and bytes breakdown per matrix, with code entropy before/after."""
 
     name = "proxy"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: held-out embedding cosine, layer_out_cos_min, ratio_model
     description = (
         "per-matrix weight proxy: cos, effective ratio, bytes breakdown, order-0 "
         "code entropy before/after a reversible row-delta transform"

@@ -28,6 +28,8 @@ RUNNERS: dict[str, str] = {
     "entropy": "runners.entropy:RUNNER",
     "memory": "runners.memory:RUNNER",
     "compare": "runners.compare:RUNNER",
+    "ecsq": "runners.ecsq:RUNNER",
+    "tcq": "runners.tcq:RUNNER",
 }
 
 try:  # the ledger's own usage error when the core is present

@@ -15,7 +15,8 @@ import torch
 
 from ledger.statement import runner_statement
 from runners.base import Measurement, ProgressFn, Runner, no_progress, resolve_params
-from runners.measure import rate_distortion
+from runners.common import selected
+from runners.measure import model_scope, rate_distortion
 from runners.model import ModelSource
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -137,7 +138,11 @@ def measure_once(
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(True)
         torch.manual_seed(seed)
-        return runner.measure(model, dict(params), progress)
+        m = runner.measure(model, dict(params), progress)
+        if "ratio_model" not in m.metrics:  # honest scope: the whole file beside the selection
+            scoped = selected(model, params) if "matrices" in params else model
+            m.metrics.update(model_scope(scoped, m.metrics))
+        return m
     finally:
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det)

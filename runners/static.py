@@ -20,7 +20,7 @@ class StaticRunner:
     """Round-to-nearest group quantization (+ fp16 rank-r SVD of the residual)."""
 
     name = "static"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: held-out embedding cosine, layer_out_cos_min, ratio_model
     description = (
         "group-wise asymmetric int2..int8 quantization with fp16 scale/zero and an "
         "optional fp16 low-rank residual correction; real packed bytes"

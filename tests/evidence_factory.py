@@ -50,7 +50,15 @@ def example_ledger(ledger: Ledger) -> Ledger:
     add(
         ledger,
         statement("memory", {"peak_rss_mb": 412.5, "model_mb": 2300.0}),
-        statement("static", {"ratio_fp16_effective": 4.69, "out_cos": 0.991, "cos_min": 0.97}),
+        statement(
+            "static",
+            {
+                "ratio_fp16_effective": 4.69,
+                "out_cos": 0.991,
+                "embedding_cos_min": 0.991,
+                "cos_min": 0.97,
+            },
+        ),
         statement(
             "pareto",
             {
@@ -62,7 +70,15 @@ def example_ledger(ledger: Ledger) -> Ledger:
                 "cos_min": 0.99,
             },
         ),
-        statement("hessian", {"ratio_fp16_effective": 5.88, "cos_min": 0.985, "out_cos": 0.993}),
+        statement(
+            "hessian",
+            {
+                "ratio_fp16_effective": 5.88,
+                "cos_min": 0.985,
+                "out_cos": 0.993,
+                "embedding_cos_min": 0.992,
+            },
+        ),
         statement("pq", {"ratio_fp16_effective": 8.1, "cos_min": 0.958}),
     )
     return ledger

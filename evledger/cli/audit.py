@@ -73,13 +73,14 @@ def audit_cmd(
         say(
             f"{plural(n['claims'], 'claim')}: {n['reproduced']} reproduced, "
             f"{n['diverged']} diverged, {n['unreproduced']} unreproduced, "
-            f"{n['implausible']} implausible"
+            f"{n['implausible']} implausible, {n['needs-reproduction']} needing reproduction"
         )
     exit_unless_verified(view)
     if not report.ok:
         n = report.counts()
         raise VerificationFailed(
-            f"audit: {n['diverged']} diverged, {n['implausible']} implausible claim(s)"
+            f"audit: {n['diverged']} diverged, {n['implausible']} implausible, "
+            f"{n['needs-reproduction']} needing reproduction claim(s)"
         )
 
 

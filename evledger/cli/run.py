@@ -30,7 +30,9 @@ SUMMARY_METRICS = (
     "ratio_fp16_effective",
     "cos_min",
     "cos_mean",
-    "out_cos",
+    "layer_out_cos_min",
+    "embedding_cos_min",
+    "ratio_model",
     "ppl_before",
     "ppl_after_gptq",
     "ppl_after_rtn",
@@ -42,8 +44,8 @@ SUMMARY_METRICS = (
     "ratio_at_cos_099",
     "ratio_at_cos_094",
     "peak_rss_mb",
-    "rd_bound_ratio",
-    "rd_efficiency",
+    "rd_gaussian_ratio",
+    "rd_gaussian_efficiency",
     "determinism_delta",
 )
 

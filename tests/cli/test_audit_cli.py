@@ -23,8 +23,8 @@ def test_audit_exit_codes_and_formats(ledger: Ledger, tmp_path: Path) -> None:
         key_name="alice",
     )
     code, out, err = run([*a, "--md"])
-    assert code == 1 and "| implausible |" in out and "implausible" in err
+    assert code == 1 and "| needs-reproduction |" in out and "needing reproduction" in err
     code, out, _ = run(a)
-    assert code == 1 and "exceeds the Gaussian bound 2.387x" in out
+    assert code == 1 and "above the Gaussian reference 2.387x" in out
     code, _, err = run([*a, "--json", "--md"])
     assert code == 2

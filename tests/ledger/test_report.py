@@ -54,7 +54,7 @@ def test_report_rows(example: Ledger) -> None:
     # the legacy V43 sample claims 4.0x at cos_min 0.999954: above the Gaussian bound (~2.39x)
     assert rows["V43"].bound_ratio is not None and round(rows["V43"].bound_ratio, 2) == 2.39
     assert rows["V43"].above_bound is True and rows["V38"].above_bound is False
-    assert rows["V43"].physics in ("", "implausible")
+    assert rows["V43"].physics in ("", "needs-reproduction")
     assert len(report.points) == 5  # v43 legacy + static, pareto, hessian, pq
 
 

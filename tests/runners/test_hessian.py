@@ -59,7 +59,7 @@ def test_hessian_gaussian_fallback_on_bare_file(tmp_path: Path) -> None:
     assert m["n_matrices"] == 2  # ffn only: up_proj, down_proj
     assert "embedding_cos_min" not in m
     for row in pred["rows"]:
-        assert row["out_cos"] >= row["out_cos_rtn"] - 1e-9
+        assert row["layer_out_cos"] >= row["layer_out_cos_rtn"] - 1e-9
     # 4-bit codes + fp16 scale and offset per 16 values: 4 + 32/16 = 6 bits per weight
     assert m["bits_per_weight"] == pytest.approx(6.0)
     assert m["ratio_fp16_effective"] == pytest.approx(16 / 6)
@@ -87,7 +87,7 @@ def test_hessian_on_default_model() -> None:
     assert m["n_matrices"] == 12
     assert m["determinism_delta"] == 0 and pred["determinism"]["digests_equal"]
     assert m["ratio_fp16_effective"] == pytest.approx(16 / 4.25)
-    assert m["out_cos"] >= m["out_cos_rtn"]
+    assert m["layer_out_cos_min"] >= m["layer_out_cos_min_rtn"]
     assert m["embedding_cos_min"] > m["embedding_cos_min_rtn"]
     assert m["embedding_cos_min_calib"] > m["embedding_cos_min_rtn_calib"]
     assert m["embedding_cos_min"] > 0.95

@@ -146,7 +146,7 @@ def test_hessian_on_causal_lm_folder(causal_folder: Path) -> None:
         assert row["bytes_total"] == row["bytes_codes"] + 2 * row["bytes_scales"]
         assert row["ratio"] == pytest.approx(row["bytes_fp16"] / row["bytes_total"])
         assert row["calib"] == "activations" and row["calib_rows"] > 0
-        assert row["out_cos"] >= row["out_cos_rtn"] - 1e-6
+        assert row["layer_out_cos"] >= row["layer_out_cos_rtn"] - 1e-6
     assert m["bytes_total"] == sum(r["bytes_total"] for r in pred["rows"])
     assert m["bytes_fp16"] == 2 * m["n_params"]
     assert m["bits_per_weight"] == pytest.approx(3 + 32 / 32)
@@ -191,7 +191,7 @@ def test_hessian_gptq_vs_rtn_perplexity_on_trained_causal_lm(tmp_path: Path) -> 
     assert m["ppl_after_rtn"] > m["ppl_before"]  # rounding hurts a model that fits its data
     assert m["ppl_after_gptq"] <= m["ppl_after_rtn"] * 1.05
     assert m["ppl_after_gptq_calib"] <= m["ppl_after_rtn_calib"] * 1.05
-    assert m["out_cos"] >= m["out_cos_rtn"]
+    assert m["layer_out_cos_min"] >= m["layer_out_cos_min_rtn"]
     assert m["determinism_delta"] == 0
 
 

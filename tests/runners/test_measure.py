@@ -157,12 +157,12 @@ def test_gaussian_bound() -> None:
 def test_summarize_min_mean_and_ratio() -> None:
     """Ratio comes from summed bytes, min/mean from rows."""
     rows = [
-        {"params": 100, "bytes_fp16": 200, "bytes_total": 50, "cos": 0.9, "out_cos": 0.8},
-        {"params": 300, "bytes_fp16": 600, "bytes_total": 150, "cos": 0.99, "out_cos": 0.95},
+        {"params": 100, "bytes_fp16": 200, "bytes_total": 50, "cos": 0.9, "layer_out_cos": 0.8},
+        {"params": 300, "bytes_fp16": 600, "bytes_total": 150, "cos": 0.99, "layer_out_cos": 0.95},
     ]
     m = summarize(rows)
     assert m["ratio_fp16_effective"] == 4.0
     assert m["cos_min"] == 0.9
     assert m["cos_mean"] == pytest.approx(0.945)
-    assert m["out_cos"] == 0.8
+    assert m["layer_out_cos_min"] == 0.8
     assert m["bits_per_weight"] == 4.0

@@ -22,7 +22,7 @@ from runners.statement import run_runner, to_json_safe, validate_statement
 MINE = ("static", "pareto", "pq", "proxy", "entropy")
 FAST = {
     "static": {"rank": "2"},
-    "pareto": {"bits_grid": "2,4,8", "group_grid": "16,32"},
+    "pareto": {"method": "grid", "bits_grid": "2,4,8", "group_grid": "16,32"},
     "pq": {"codebook_size": "16", "subvector_dim": "2"},
     "proxy": {},
     "entropy": {"level": "3"},
@@ -32,7 +32,10 @@ FAST = {
 def test_registry_lists_the_built_ins_first() -> None:
     """The built-in runners by name (plug-ins follow), lazily imported; unknown names are usage
     errors."""
-    builtins = ["static", "pareto", "pq", "hessian", "proxy", "entropy", "memory", "compare"]
+    builtins = [
+        *("static", "pareto", "pq", "hessian", "proxy", "entropy", "memory", "compare"),
+        *("ecsq", "tcq"),
+    ]
     assert list_runners()[: len(builtins)] == builtins
     assert set(RUNNERS) == set(builtins)
     for name in MINE:
