@@ -256,13 +256,13 @@ class Verifier:
             entry.kind,
         ):
             report.add(seq, "binding-mismatch", "signed seq/prev/kind differ from the entry's")
-        rel = schemas.predicate_schema_path(entry.predicate_type)
+        ptype = str(statement.get("predicateType", ""))
+        rel = schemas.predicate_schema_path(ptype)
         if rel is None:
-            report.add(seq, "schema", f"no schema for predicateType {entry.predicate_type}")
+            report.add(seq, "schema", f"no schema for predicateType {ptype}")
         elif not schemas.is_valid(rel, statement["predicate"]):
             msg = "; ".join(schemas.errors(rel, statement["predicate"])[:3])
             report.add(seq, "schema", f"predicate: {msg}")
-        ptype = statement.get("predicateType")
         if ptype == _LEGACY_TYPE:  # the schema-valid predicate read as is: verify is hot
             schema_id = str(statement["predicate"].get("schema_id"))
             legacy = schemas.legacy_schema_path(schema_id)
