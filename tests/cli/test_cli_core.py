@@ -221,3 +221,18 @@ def test_init_in_an_existing_project_repo(home: Path, tmp_path: Path) -> None:
     assert code == 2 and "already a ledger" in err
     status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True)
     assert status.stdout == b""
+
+
+def test_tui_takes_ledger_after_the_command_too(
+    filled: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evledger tui --ledger PATH` (what newcomers type) opens PATH, like `--ledger PATH tui`."""
+    from tui.app import EvledgerApp
+
+    opened: list[Path] = []
+    monkeypatch.setattr(EvledgerApp, "run", lambda self: opened.append(self.ledger.root))
+    monkeypatch.chdir(filled.root.parent)
+    for args in (["tui", "--ledger", filled.root], ["--ledger", filled.root, "tui"]):
+        code, _, err = run(args)
+        assert code == 0, err
+    assert opened == [filled.root, filled.root]
