@@ -62,7 +62,10 @@ def test_report_markdown(example: Ledger) -> None:
     report = build_report(list(example.entries()), resolve_policy("v37"))
     md = to_markdown(report, plot="r.pareto.svg")
     assert md.startswith("## Results (policy `v37`: **NO-GO**)")
-    assert "| claim | what | required | gate | best evidence | Gaussian ref | reproduced | entry |" in md
+    assert (
+        "| claim | what | required | gate | best evidence | Gaussian ref | reproduced | entry |"
+        in md
+    )
     assert "| FFN_SOTA | FFN 16x at cosine >= 0.99 | yes | **FAIL** |" in md
     assert "**NO-GO**: FFN_SOTA fail (ratio_fp16_effective = 5.65 (needs >= 16))" in md
     assert "![ratio vs cos_min" in md and "(r.pareto.svg)" in md
