@@ -170,6 +170,8 @@ class Verifier:
         self.pinned = {k for k in (pinned or [])}
         self.pinned_genesis = genesis
         self.watch_sizes = watch_sizes or set()
+        self._decoded: tuple[Entry, bytes] | None = None
+        """The entry whose payload was just decoded, and its bytes (decoded once per entry)."""
 
     # ------------------------------------------------------------ per entry
     def check(self, raw: bytes, path_seq: int, state: _State) -> Entry | None:
@@ -241,6 +243,7 @@ class Verifier:
                 "signed payload is not RFC 8785 canonical JSON (or holds a duplicate key)",
             )
         entry.set_document(statement)
+        self._decoded = (entry, payload)  # the signature check reuses the bytes
         return statement
 
     def _check_statement(self, entry: Entry, statement: dict[str, Any], seq: int) -> None:
@@ -303,8 +306,14 @@ class Verifier:
         """
         report = self.report
         env = entry.envelope
+        decoded, self._decoded = self._decoded, None
         try:
-            message = pae(env["payloadType"], b64decode_canonical(env["payload"]))
+            payload = (
+                decoded[1]
+                if decoded is not None and decoded[0] is entry
+                else b64decode_canonical(env["payload"])
+            )
+            message = pae(env["payloadType"], payload)
             sigs = env["signatures"]
             if not isinstance(sigs, list) or not sigs:
                 raise ValueError("no signatures")
