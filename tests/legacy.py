@@ -1,4 +1,5 @@
-"""The legacy POC evidence samples: the copies in tests/fixtures/legacy-poc (never ../shared)."""
+"""The legacy POC evidence samples: the copies in tests/fixtures/legacy-poc (never a folder
+outside the checkout)."""
 
 from __future__ import annotations
 
