@@ -75,7 +75,7 @@ def default_model_path() -> Path:
     return path
 
 
-def _check_header(path: Path) -> dict[str, Any]:
+def read_safetensors_header(path: Path) -> dict[str, Any]:
     """Read and sanity-check a safetensors header without trusting it; return the header dict."""
     try:
         size = path.stat().st_size
@@ -253,7 +253,7 @@ class ModelSource:
         if self._tensors is None:
             out: list[TensorInfo] = []
             for p in self.paths:
-                header = _check_header(p)
+                header = read_safetensors_header(p)
                 try:
                     with safe_open(str(p), framework="pt") as f:
                         for name in f.keys():

@@ -16,8 +16,8 @@ import torch
 from safetensors import safe_open
 
 from ledger.errors import InputError
+from runners.model import read_safetensors_header
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024
 _HASH_CHUNK = 4 * 1024 * 1024
 
 
@@ -75,26 +75,9 @@ def file_record(root: Path, path: Path, role: str) -> FileRecord:
 
 def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
     """The header dict of a safetensors file (sanity-checked) and its length incl. the prefix."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise InputError("not a safetensors file (shorter than 8 bytes)", path=path)
-            (n,) = struct.unpack("<Q", head)
-            if n < 2 or n > MAX_HEADER_BYTES or n > size - 8:
-                raise InputError(
-                    f"not a safetensors file (header length {n} is implausible)", path=path
-                )
-            raw = fh.read(n)
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"not a safetensors file (bad header JSON: {exc})", path=path) from exc
-    if not isinstance(header, dict):
-        raise InputError("not a safetensors file (header is not a JSON object)", path=path)
+    header = read_safetensors_header(path)
+    with path.open("rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
     return header, 8 + n
 
 
