@@ -161,6 +161,14 @@ class Checkpoint(ABC):
         if all(r.path != path for r in self._records):
             self._records.append(file_record(self.root, path, role))
 
+    def add_safetensors(self, files: list[Path], index: list[Path]) -> None:
+        """Record safetensors weight files (and their stored tensors) and index files."""
+        for f in files:
+            self.add_file(f, "weights")
+            self._stored.extend(safetensors_stored(f, f.relative_to(self.root).as_posix()))
+        for f in index:
+            self.add_file(f, "index")
+
     def stored(self) -> list[StoredTensor]:
         """Every tensor stored in the weight files."""
         return list(self._stored)

@@ -23,7 +23,6 @@ from runners.formats.base import (
     SafetensorsIndex,
     read_config,
     safetensors_files,
-    safetensors_stored,
 )
 
 
@@ -61,11 +60,7 @@ class CompressedTensorsCheckpoint(Checkpoint):
         if not isinstance(qcfg, dict):
             raise InputError("no quantization_config in config.json", path=folder)
         self.add_file(folder / "config.json", "config")
-        for f in files:
-            self.add_file(f, "weights")
-            self._stored.extend(safetensors_stored(f, f.relative_to(root).as_posix()))
-        for f in index:
-            self.add_file(f, "index")
+        self.add_safetensors(files, index)
         try:
             self.config = QuantizationConfig.model_validate(qcfg)
         except Exception as exc:

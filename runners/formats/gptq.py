@@ -28,7 +28,6 @@ from runners.formats.base import (
     SafetensorsIndex,
     read_config,
     safetensors_files,
-    safetensors_stored,
 )
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
@@ -132,11 +131,7 @@ class PackedCheckpoint(Checkpoint):
         """Read headers and the quantization config; nothing is dequantized yet."""
         root, files, index = safetensors_files(path)
         super().__init__(root)
-        for f in files:
-            self.add_file(f, "weights")
-            self._stored.extend(safetensors_stored(f, f.relative_to(root).as_posix()))
-        for f in index:
-            self.add_file(f, "index")
+        self.add_safetensors(files, index)
         folder = path if path.is_dir() else path.parent
         qcfg, qpath = _quant_config(folder, files)
         if qpath is not None:

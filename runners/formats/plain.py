@@ -17,7 +17,6 @@ from runners.formats.base import (
     Reconstruction,
     SafetensorsIndex,
     safetensors_files,
-    safetensors_stored,
 )
 
 
@@ -30,11 +29,7 @@ class PlainCheckpoint(Checkpoint):
         """Read the headers."""
         root, files, index = safetensors_files(path)
         super().__init__(root)
-        for f in files:
-            self.add_file(f, "weights")
-            self._stored.extend(safetensors_stored(f, f.relative_to(root).as_posix()))
-        for f in index:
-            self.add_file(f, "index")
+        self.add_safetensors(files, index)
         self.index = SafetensorsIndex(files)
         self._by_name = {s.name: s for s in self._stored}
 
