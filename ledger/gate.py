@@ -577,6 +577,8 @@ class ClaimResult:
     metrics: dict[str, Metric] = field(default_factory=dict)
     physics: str = ""
     """Why the source evidence is physically implausible (empty when it is not)."""
+    physics_status: str = ""
+    """The physics status behind `physics` (`implausible`, `needs-reproduction`, …)."""
 
     @property
     def blocking(self) -> bool:
@@ -686,7 +688,7 @@ def evaluate_claim(claim: Claim, entries: Iterable[Entry]) -> ClaimResult:
     # Gaussian reference with no such bound and no reproduction by another key cannot pass
     physics = settle(physics_of(entry), entry, items)
     if physics.status in FAILING:
-        result.physics = physics.note
+        result.physics, result.physics_status = physics.note, physics.status
     ok = all(c.ok for c in result.checks) and not result.physics
     result.state = "pass" if ok else "fail"
     return result

@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 from conftest import STATIC_4BIT, runner_statement, write_fixed_key
-from textual.widgets import Footer
+from textual.widgets import DataTable, Footer
 
 from ledger.api import Ledger, Prepared, init_ledger
+from ledger.evidence import fmt_metric
 from tui.app import EvledgerApp
 from tui.screens.browse import BrowseScreen
 from tui.screens.diff import DiffScreen
 from tui.screens.entry import EntryScreen
+from tui.screens.gates import GatesScreen
 from tui.widgets.diff_table import DiffTable, shorten_key
 
 SMALL = (80, 24)
@@ -141,6 +143,37 @@ async def test_filter_header_is_not_cut(review_ledger: Ledger) -> None:
         text = "\n".join(screen_text(app)[:4])
         for part in ("3 of 9 shown", "filter runner:static kind:evidence (c clears)", "(n N)"):
             assert part in text.replace("\n ", " "), (part, text)
+
+
+@pytest.mark.parametrize("size", [SMALL, WIDE])
+async def test_gate_checks_fold_instead_of_cut(
+    review_ledger: Ledger, size: tuple[int, int]
+) -> None:
+    app = EvledgerApp(review_ledger, verify_on_start=False)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, GatesScreen) and screen.result is not None
+        table = screen.query_one(DataTable)
+        assert sum(c.width + 2 for c in table.columns.values()) <= size[0] - 2, [
+            (c.label, c.width) for c in table.columns.values()
+        ]
+        assert screen.result.claims
+        for row, claim in enumerate(screen.result.claims):
+            table.move_cursor(row=row)  # scrolls the row into view: rows fold, so they grow
+            await pilot.pause(0.5)
+            lines = screen_text(app)
+            header = next(n for n, line in enumerate(lines) if "checks (observed)" in line)
+            top = next(
+                n for n in range(header + 1, len(lines)) if lines[n].split()[:1] == [claim.id]
+            )
+            height = next(r.height for k, r in table.rows.items() if k.value == claim.id)
+            cell = " ".join(line.strip() for line in lines[top : top + height])
+            for check in claim.checks:
+                for word in (check.metric, fmt_metric(check.observed)):
+                    assert word in cell, (claim.id, word, "\n".join(lines))
 
 
 HOSTILE = "[bold red]pwn[/] \x1b[2J\x1b]8;;http://x\x07\u202eevil"

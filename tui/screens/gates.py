@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -16,8 +17,8 @@ from textual.widgets import DataTable, Footer, Select, Static
 
 from ledger.errors import EvledgerError
 from ledger.evidence import fmt_metric
-from ledger.textsafe import safe_markup, safe_text
-from tui.widgets.diff_table import fit_columns
+from ledger.textsafe import safe_markup, safe_text, visible
+from tui.widgets.diff_table import PAD, shorten_middle
 
 #: entry-derived text inside Textual markup
 markup = partial(safe_markup, dialect="textual")
@@ -26,6 +27,36 @@ if TYPE_CHECKING:
     from tui.app import EvledgerApp
 
 STATE_STYLE = {"pass": "bold green", "fail": "bold red", "missing": "yellow"}
+
+
+HEADERS = ("claim", "req", "state", "checks (observed)", "source")
+#: the column that folds; narrowest it gets before the table scrolls sideways
+CHECKS = 3
+MIN_CHECKS = 24
+MAX_SOURCE = 16
+
+
+def claim_cells(claim: Any) -> tuple[str, str, str, str, str]:
+    """The plain-text cells of one claim's row (entry-derived text still to be made inert)."""
+    checks = "; ".join(
+        f"{'✓' if c.ok else '✗'} {c.metric} {fmt_metric(c.observed)} {c.op} {fmt_metric(c.value)}"
+        for c in claim.checks
+    ) or (claim.note or "no evidence")
+    if claim.physics:
+        checks = f"✗ physics: {claim.physics_status} (below); {checks}"
+    source = (
+        f"#{claim.source.seq} {claim.source.runner or claim.source.kind}" if claim.source else "-"
+    )
+    source = shorten_middle(visible(source), MAX_SOURCE)  # the detail below has it whole
+    return (claim.id, "yes" if claim.required else "no", claim.state.upper(), checks, source)
+
+
+def fold(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` cells: one check per line, long ones wrapped."""
+    lines: list[str] = []
+    for part in visible(text).split("; "):
+        lines.extend(textwrap.wrap(part, width, subsequent_indent="  ") or [""])
+    return lines
 
 
 @dataclass
@@ -152,44 +183,47 @@ class GatesScreen(Screen[None]):
         if blocking:
             text += f" · blocking: {', '.join(blocking)}"
         banner.update(markup(text))
-        cells = []
-        for claim in result.claims:
-            checks = "; ".join(
-                f"{'✓' if c.ok else '✗'} {c.metric} "
-                f"{fmt_metric(c.observed)} {c.op} {fmt_metric(c.value)}"
-                for c in claim.checks
-            ) or (claim.note or "no evidence")
-            if claim.physics:
-                checks = "✗ above the Gaussian bound (implausible); " + checks
-            source = (
-                f"#{claim.source.seq} {claim.source.runner or claim.source.kind}"
-                if claim.source
-                else "-"
-            )
-            cells.append(
-                (
-                    claim,
-                    [
-                        claim.id,
-                        "yes" if claim.required else "no",
-                        claim.state.upper(),
-                        checks,
-                        source,
-                    ],
-                )
-            )
-        headers = ["claim", "req", "state", "checks (observed)", "source"]
-        fit_columns(table, headers, [c for _, c in cells], max_width=70)
-        for claim, (cid, req, state, checks, source) in cells:
-            table.add_row(
-                safe_text(cid, style="bold"),
-                req,
-                Text(state, style=STATE_STYLE.get(claim.state, "")),
-                safe_text(checks),
-                safe_text(source),
-                key=claim.id,
-            )
+        self._fill_table()
         self._detail(0)
+
+    def _fill_table(self) -> None:
+        """The claims table, its checks column folded to the width the screen leaves."""
+        result = self.result
+        if result is None:
+            return
+        table: DataTable[Any] = self.query_one(DataTable)
+        table.clear(columns=True)
+        rows = [(claim, claim_cells(claim)) for claim in result.claims]
+        fixed = [
+            max(len(h), *(len(visible(cells[n])) for _, cells in rows)) if rows else len(h)
+            for n, h in enumerate(HEADERS)
+        ]
+        # what the other columns, cell padding and the scrollbar leave for the checks
+        room = (table.size.width or self.size.width) - sum(
+            w for n, w in enumerate(fixed) if n != CHECKS
+        )
+        room -= PAD * len(HEADERS) + 2
+        fixed[CHECKS] = max(MIN_CHECKS, min(fixed[CHECKS], room))
+        for header, width in zip(HEADERS, fixed, strict=True):
+            table.add_column(header, width=width)
+        for claim, cells in rows:
+            lines = fold(cells[CHECKS], fixed[CHECKS])
+            table.add_row(
+                safe_text(cells[0], style="bold"),
+                cells[1],
+                Text(cells[2], style=STATE_STYLE.get(claim.state, "")),
+                Text("\n".join(lines)),  # fold() made every line inert
+                safe_text(cells[4]),
+                key=claim.id,
+                height=len(lines),
+            )
+
+    def on_resize(self) -> None:
+        """Fold the checks again for the new width."""
+        if self.result is not None:
+            row = self.query_one(DataTable).cursor_row
+            self._fill_table()
+            self.query_one(DataTable).move_cursor(row=row)
 
     def _detail(self, row: int) -> None:
         if self.result is None or not self.result.claims:
@@ -211,7 +245,8 @@ class GatesScreen(Screen[None]):
             lines.append(f"  [red]{markup(reason)}[/red]")
         if claim.source:
             lines.append(
-                f"source: seq {claim.source.seq} {markup(claim.source.digest[:23])} (enter opens)"
+                f"source: seq {claim.source.seq} {markup(claim.source.runner or claim.source.kind)}"
+                f" {markup(claim.source.digest[:23])} (enter opens)"
             )
         self.query_one("#gate-detail", Static).update("\n".join(lines))
 
