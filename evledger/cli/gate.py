@@ -9,6 +9,7 @@ import click
 
 from evledger.cli.output import (
     anchor_options,
+    echo_folded,
     emit_json,
     exit_unless_verified,
     ledger_from,
@@ -149,9 +150,10 @@ def gate_cmd(
         for warning in result.warnings:
             note(f"evledger: warning: {warning}")
         line = view.trust_line()
-        click.echo(
-            render_markdown(result, line) if as_md else render_text(result, line), nl=not as_md
-        )
+        if as_md:
+            click.echo(render_markdown(result, line), nl=False)
+        else:
+            echo_folded(render_text(result, line))
     if not result.go:
         raise click.exceptions.Exit(NoGo.exit_code)
     exit_unless_verified(view)

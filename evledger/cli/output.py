@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,6 +88,22 @@ def print_out(*renderables: RenderableType) -> None:
         return
     text = render_plain(*renderables)
     click.echo(text)
+
+
+def echo_folded(text: str) -> None:
+    """Lines we laid out (hostile fields already escaped) on stdout: on a terminal each line
+    longer than its width folds at word boundaries with a hanging indent; piped, unchanged."""
+    if not stdout_is_tty():
+        click.echo(text)
+        return
+    width = max(shutil.get_terminal_size().columns, 40)
+    out: list[str] = []
+    for line in text.split("\n"):
+        indent = " " * (len(line) - len(line.lstrip(" ")) + 4)
+        out.extend(
+            textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+        )
+    click.echo("\n".join(out))
 
 
 def table(*columns: str, **kwargs: Any) -> Table:

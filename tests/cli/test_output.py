@@ -113,6 +113,19 @@ def test_checkpoint_without_new_entries_makes_no_commit(wide: Ledger) -> None:
     assert code == 0 and json.loads(out)["created"] is True and commits(wide) == before + 2
 
 
+def test_terminal_gate_folds_long_lines(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    add(ledger, statement("static", {"cos_min": 0.97, "ratio_fp16_effective": 3.5}))
+    _, piped, _ = run(["--ledger", ledger.root, "gate"])
+    assert max(len(line) for line in piped.splitlines()) > 80  # one line per claim when piped
+    monkeypatch.setattr(output, "stdout_is_tty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "80")
+    _, folded, _ = run(["--ledger", ledger.root, "gate"])
+    lines = folded.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert " ".join(folded.split()) == " ".join(piped.split())  # the same words, none cut
+    assert any(line.startswith("      ") for line in lines)  # continuations hang indented
+
+
 def test_plural_forms(ledger: Ledger, tmp_path: Path) -> None:
     assert output.plural(1, "candidate") == "1 candidate"
     assert output.plural(2, "candidate") == "2 candidates"
