@@ -308,16 +308,27 @@ def summary(out: Outcome, seconds: float) -> Group:
     a_seq, b_seq = out.by_runner.get("static"), out.by_runner.get("pareto")
     diff = f"{a_seq} {b_seq}" if a_seq is not None and b_seq is not None else "1 2"
     panel = Panel(grid, title="evledger demo", border_style=colour, expand=False)
+    ev = command_name()
     tries = [
-        (f"evledger --ledger {led} tui", "browse, diff, gates and audit (press ? for the keys)"),
-        (f"evledger --ledger {led} diff {diff}", "two claims side by side"),
+        (f"{ev} tui --ledger {led}", "browse, diff, gates and audit (press ? for the keys)"),
+        (f"{ev} --ledger {led} diff {diff}", "two claims side by side"),
         (
-            f"evledger --ledger {led} verify --since {out.checkpoint}",
+            f"{ev} --ledger {led} verify --since {out.checkpoint}",
             "prove the ledger only grew since the checkpoint this run kept",
         ),
     ]
     lines = [f"  [bold cyan]{escape(cmd)}[/]\n    [dim]{why}[/]" for cmd, why in tries]
     return Group(panel, "[bold]try next:[/]", *lines)
+
+
+def command_name() -> str:
+    """How to call evledger from the shell the demo was started in: `.venv/bin/evledger` when
+    it lives in a virtual environment under the current folder (make demo), else `evledger`."""
+    script = Path(sys.executable).parent / "evledger"
+    try:
+        return str(script.relative_to(Path.cwd())) if script.is_file() else "evledger"
+    except ValueError:
+        return "evledger"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,7 @@ def test_rerun_appends_nothing_and_ends_on_the_summary(
         "REPORT.md",
         "REPORT.pareto.svg",
         "try next",
-        f"evledger --ledger {folder} tui",
+        f"tui --ledger {folder}",
         "verify --since",
     ):
         assert part in first.replace("\n", " "), part
@@ -76,3 +76,18 @@ def test_a_ledger_without_its_key_here_stops_with_one_line(
     monkeypatch.setenv("EVLEDGER_HOME", str(tmp_path / "another-home"))
     with pytest.raises(SystemExit, match="signing key 'demo' is not in this EVLEDGER_HOME"):
         demo.main([str(folder), "--key", "demo"])
+
+
+def test_next_commands_name_the_venv_script_they_need(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "evledger").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(demo.sys, "executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    assert demo.command_name() == ".venv/bin/evledger"  # make demo: not on the user's PATH
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert demo.command_name() == "evledger"  # an environment elsewhere: the PATH has it
