@@ -46,6 +46,7 @@ from ledger.trust import (
     valid_signers,
 )
 from ledger.verify import stored_checkpoints
+from ledger.view import TrustAnchor
 
 FORMAT = "https://evledger.dev/bundle/v1"
 TRUST_KINDS = ("key-add", "key-revoke")
@@ -65,11 +66,14 @@ def _item(entry: Entry, leaves: list[bytes]) -> dict[str, Any]:
     }
 
 
-def build_bundle(ledger: Ledger, refs: list[str]) -> dict[str, Any]:
-    """The bundle for entries `refs`, proven against the newest stored checkpoint."""
+def build_bundle(
+    ledger: Ledger, refs: list[str], anchor: TrustAnchor | None = None
+) -> dict[str, Any]:
+    """The bundle for entries `refs`, proven against the newest stored checkpoint; the ledger
+    must verify under `anchor` (the exporter's pins)."""
     if not refs:
         raise UsageError("name at least one entry to export")
-    view = ledger.view()
+    view = ledger.view(anchor)
     if not view.ok:  # a bundle vouches for the ledger it comes from: only a clean one
         raise VerificationFailed(f"refusing to export: {view.trust_line()}")
     chosen = {e.seq: e for e in (view.resolve(r) for r in refs)}
@@ -127,10 +131,12 @@ def _public(key_doc: dict[str, Any]) -> dict[str, Any]:
     return {k: key_doc[k] for k in ("keyid", "name", "public_key")}
 
 
-def export_bundle(ledger: Ledger, refs: list[str], output: Path) -> dict[str, Any]:
+def export_bundle(
+    ledger: Ledger, refs: list[str], output: Path, anchor: TrustAnchor | None = None
+) -> dict[str, Any]:
     """Write the bundle for `refs` to `output` (atomically); return it."""
     check_output_path(output, "bundle")
-    bundle = build_bundle(ledger, refs)
+    bundle = build_bundle(ledger, refs, anchor)
     write_atomic(output, canonical_bytes(bundle), mode=PUBLIC_FILE_MODE)
     return bundle
 

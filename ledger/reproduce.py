@@ -20,6 +20,7 @@ from ledger.envelope import STATEMENT_TYPE
 from ledger.errors import InputError, UsageError
 from ledger.statement import Import, RunnerEvidence, Statement
 from ledger.verify import Report as VerifyReport
+from ledger.view import TrustAnchor
 
 REPRODUCTION_TYPE = schemas.predicate_type("reproduction")
 
@@ -277,9 +278,11 @@ def reproduce(
     repeat: int = 2,
     key_name: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    anchor: TrustAnchor | None = None,
 ) -> Reproduction:
-    """Re-run claim `ref` and append a `reproduction` entry with per-metric deltas."""
-    claim_entry = ledger.view().resolve(ref)  # only a claim that verifies is re-run
+    """Re-run claim `ref` and append a `reproduction` entry with per-metric deltas (only a
+    claim that verifies under `anchor` is re-run)."""
+    claim_entry = ledger.view(anchor).resolve(ref)
     if claim_entry.kind not in ("evidence", "import"):
         raise UsageError(f"seq {claim_entry.seq} is a {claim_entry.kind} entry, not a claim")
     rerun = rerunner.rerun(

@@ -118,7 +118,9 @@ class VerifiedView:
 
         ref = ref.strip()
         if not self.entries:
-            raise UsageError("no entry of this ledger verifies" if self.total else "empty ledger")
+            if not self.total:
+                raise UsageError("empty ledger")
+            raise UsageError(f"no entry of this ledger verifies: {self.trust_line()}")
         if ref == "latest":
             return self.entries[-1]
         if ref.endswith("@latest"):

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from evledger.cli.output import (
+    anchor_from,
+    anchor_options,
     emit_json,
     ledger_from,
     plural,
@@ -30,12 +32,22 @@ from ledger.verify import check_genesis_pin
     help="Bundle file to write.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
+@anchor_options
 @click.pass_context
-def export_cmd(ctx: click.Context, refs: tuple[str, ...], output: Path, as_json: bool) -> None:
+def export_cmd(
+    ctx: click.Context,
+    refs: tuple[str, ...],
+    output: Path,
+    as_json: bool,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
+) -> None:
     """Write entries REF... with inclusion proofs against the newest checkpoint, the checkpoint
-    note, the genesis and key entries and the public keys into one JSON bundle."""
+    note, the genesis and key entries and the public keys into one JSON bundle (the ledger
+    must verify first, under the pins given)."""
+    anchor = anchor_from(trusted, genesis)
     with progress_bar("exporting", enabled=not as_json):
-        bundle = export_bundle(ledger_from(ctx), list(refs), output)
+        bundle = export_bundle(ledger_from(ctx), list(refs), output, anchor)
     summary = {
         "bundle": str(output),
         "origin": bundle["origin"],

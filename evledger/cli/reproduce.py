@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from evledger.cli.output import emit_json, ledger_from, progress_bar, say, signing_key_option
+from evledger.cli.output import (
+    anchor_from,
+    anchor_options,
+    emit_json,
+    ledger_from,
+    progress_bar,
+    say,
+    signing_key_option,
+)
 from evledger.rerun import RunnerRerunner
 from ledger.errors import UsageError, VerificationFailed
 from ledger.reproduce import Tolerance, parse_tolerance, reproduce
@@ -47,6 +55,7 @@ def _params(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--repeat", type=click.IntRange(min=2), default=2, show_default=True)
 @signing_key_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@anchor_options
 @click.pass_context
 def reproduce_cmd(
     ctx: click.Context,
@@ -57,11 +66,14 @@ def reproduce_cmd(
     repeat: int,
     key_name: str | None,
     as_json: bool,
+    trusted: tuple[Path, ...],
+    genesis: str | None,
 ) -> None:
     """Re-run claim REF's runner with its recorded params on the same model and append a
     `reproduction` entry with per-metric deltas; exit 1 if it diverged."""
     overrides: dict[str, Tolerance] = dict(parse_tolerance(t) for t in tolerances)
     ledger = ledger_from(ctx)
+    anchor = anchor_from(trusted, genesis)
     with progress_bar("reproducing", enabled=not as_json) as bar:
         result = reproduce(
             ledger,
@@ -73,6 +85,7 @@ def reproduce_cmd(
             repeat=repeat,
             key_name=key_name,
             progress=lambda label, done, total: bar(done, total),
+            anchor=anchor,
         )
     if as_json:
         emit_json(result.to_json())
