@@ -94,3 +94,24 @@ def test_device_is_recorded_and_cuda_without_gpu_is_refused(
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "no CUDA device" in err[0]
+
+
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA device (none here)"
+)
+@pytest.mark.parametrize("runner", ["static", "hessian", "ecsq", "proxy"])
+def test_cuda_path_agrees_with_cpu(tiny_model: Path, runner: str) -> None:
+    """Where a GPU exists, each heavy runner's figures on cuda match the CPU's (the device and
+    its name recorded); float reductions may differ in the last digits, so a tolerance."""
+    docs = {}
+    for device in ("cpu", "cuda"):
+        res = CliRunner().invoke(
+            cli,
+            ["run", runner, "--model", str(tiny_model), "--device", device, "--dry-run", "--json"],
+        )
+        assert res.exit_code == 0, res.output
+        docs[device] = json.loads(res.output)["predicate"]
+    assert docs["cuda"]["environment"]["device"]["type"] == "cuda"
+    cpu, gpu = docs["cpu"]["metrics"], docs["cuda"]["metrics"]
+    assert cpu["ratio_fp16_effective"] == pytest.approx(gpu["ratio_fp16_effective"], rel=1e-3)
+    assert cpu["cos_min"] == pytest.approx(gpu["cos_min"], abs=1e-4)
