@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -259,6 +260,8 @@ class Verifier:
             entry.kind,
         ):
             report.add(seq, "binding-mismatch", "signed seq/prev/kind differ from the entry's")
+        if not is_rfc3339(binding["time"]):  # the schema's "format": "date-time", enforced
+            report.add(seq, "schema", "statement: ledger.time is not an RFC 3339 date-time")
         ptype = str(statement.get("predicateType", ""))
         rel = schemas.predicate_schema_path(ptype)
         if rel is None:
@@ -406,6 +409,22 @@ class Verifier:
             self.report.add(seq, e.code, str(e))
             return
         state.trust.history.append((seq, entry.digest))
+
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def is_rfc3339(text: object) -> bool:
+    """True for an RFC 3339 `date-time` with real calendar values (leap seconds aside)."""
+    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
+        return False
+    try:
+        datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def entry_problems(entry: Entry) -> list[Problem]:

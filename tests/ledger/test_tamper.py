@@ -211,3 +211,34 @@ def test_checkpoint_refused_on_a_broken_ledger(filled: Ledger) -> None:
     commit_as_attacker(filled, {entry_path(2): b, entry_path(3): a})
     with pytest.raises(Exception, match="does not verify"):
         filled.checkpoint(key_name="alice")
+
+
+@pytest.mark.parametrize(
+    "bad_time",
+    ["yesterday", "2026-13-01T00:00:00Z", "2026-02-30T10:00:00Z", "2026-12-01 10:00:00"],
+)
+def test_signed_time_must_be_an_rfc3339_date_time(filled: Ledger, bad_time: str) -> None:
+    """The schema says `format: date-time`; verify enforces it, even when the trusted key
+    itself signed the odd time (an entry with it is excluded, never shown as verified)."""
+    seq, prev = filled.tip()
+    original = parse_entry(raw_entry(filled, 2))
+    entry = build_entry(
+        dict(original.document),
+        kind="evidence",
+        seq=seq + 1,
+        prev=prev,
+        keys=[load_key("alice")],
+        time=bad_time,
+    )
+    commit_as_attacker(filled, {entry_path(entry.seq): entry.raw})
+    assert (entry.seq, "schema") in codes(filled)
+    good = build_entry(
+        dict(original.document),
+        kind="evidence",
+        seq=seq + 1,
+        prev=prev,
+        keys=[load_key("alice")],
+        time="2026-12-01T10:00:00.5+01:00",
+    )
+    commit_as_attacker(filled, {entry_path(good.seq): good.raw})
+    assert filled.verify().ok
