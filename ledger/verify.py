@@ -237,7 +237,12 @@ class Verifier:
         if not isinstance(statement, dict):
             report.add(seq, "bad-entry", "payload is not a JSON object")
             return None
-        if not is_canonical(payload, statement):
+        try:
+            canonical = is_canonical(payload, statement)
+        except TypeError:  # orjson re-serialises 255 levels at most; no statement nests so deep
+            report.add(seq, "bad-entry", "payload nests too deeply to be a statement")
+            return None
+        if not canonical:
             report.add(
                 seq,
                 "not-canonical",

@@ -323,3 +323,48 @@ def test_corrupt_private_key_is_one_line(filled: Ledger, home: Path, damage: str
     line = one_line(err)
     assert "alice" in line and ("corrupt" in line or "not a PEM" in line)
     assert state(filled) == before
+
+
+def _signed_nested_entry(led: Ledger, depth: int) -> int:
+    """Append, as the trusted key itself, a schema-valid statement whose params nest `depth`
+    levels (raw bytes: evledger's own writers refuse such a document)."""
+    from evidence_factory import statement
+
+    from ledger.chain import PAYLOAD_TYPE
+    from ledger.envelope import sign_envelope
+    from ledger.keys import load_key
+
+    seq, prev = led.tip()
+    st = statement("static", {"cos_min": 0.99}, params={"x": {}})
+    st["predicate"]["ledger"] = {
+        "seq": seq + 1,
+        "prev": prev,
+        "kind": "evidence",
+        "time": "2026-12-01T00:00:00Z",
+    }
+    text = json.dumps(st, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    nested = '{"a":' * depth + "{}" + "}" * depth
+    text = text.replace('"params":{"x":{}}', '"params":{"x":' + nested + "}")
+    envelope = sign_envelope(text.encode(), [load_key("alice")], PAYLOAD_TYPE)
+    doc = {"seq": seq + 1, "prev": prev, "kind": "evidence", "envelope": envelope}
+    commit_raw(led.root, {entry_path(seq + 1): canonical_bytes(doc)})
+    return seq + 1
+
+
+@pytest.mark.parametrize("depth", [250, 300, 2000])
+def test_deeply_nested_signed_payload_is_excluded_or_read_never_a_crash(
+    filled: Ledger, depth: int
+) -> None:
+    """orjson parses 1024 levels but re-serialises 255: a payload between the two crashed
+    every reader (TypeError: Recursion limit reached) before verify caught it."""
+    seq = _signed_nested_entry(filled, depth)
+    for args in (["verify"], ["log"], ["gate"], ["audit"], ["report"], ["show", str(seq)]):
+        code, _, err = run(["--ledger", filled.root, *args])
+        assert code in (0, 1, 2) and "Traceback" not in err and "Recursion" not in err, err
+        if depth > 255 and args[0] != "show":
+            assert code == 1, (args, err)
+    report = filled.verify()
+    if depth > 255:
+        assert (seq, "bad-entry") in {(p.seq, p.code) for p in report.problems}
+    else:
+        assert report.ok, report.problems  # deep but within reach: verified and shown
