@@ -222,23 +222,19 @@ def test_signed_time_must_be_an_rfc3339_date_time(filled: Ledger, bad_time: str)
     itself signed the odd time (an entry with it is excluded, never shown as verified)."""
     seq, prev = filled.tip()
     original = parse_entry(raw_entry(filled, 2))
-    entry = build_entry(
-        dict(original.document),
-        kind="evidence",
-        seq=seq + 1,
-        prev=prev,
-        keys=[load_key("alice")],
-        time=bad_time,
-    )
-    commit_as_attacker(filled, {entry_path(entry.seq): entry.raw})
-    assert (entry.seq, "schema") in codes(filled)
-    good = build_entry(
-        dict(original.document),
-        kind="evidence",
-        seq=seq + 1,
-        prev=prev,
-        keys=[load_key("alice")],
-        time="2026-12-01T10:00:00.5+01:00",
-    )
-    commit_as_attacker(filled, {entry_path(good.seq): good.raw})
+
+    def signed_at(time: str) -> int:
+        entry = build_entry(
+            dict(original.document),
+            kind="evidence",
+            seq=seq + 1,
+            prev=prev,
+            keys=[load_key("alice")],
+            time=time,
+        )
+        commit_as_attacker(filled, {entry_path(entry.seq): entry.raw})
+        return entry.seq
+
+    assert (signed_at(bad_time), "schema") in codes(filled)
+    signed_at("2026-12-01T10:00:00.5+01:00")
     assert filled.verify().ok
