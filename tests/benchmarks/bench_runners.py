@@ -23,7 +23,10 @@ from typing import Any
 
 from ledger.ratedistortion import bound_ratio
 from runners.model import ModelSource
-from runners.registry import get_runner, list_runners
+from runners.registry import RUNNERS, get_runner, list_runners
+
+#: what needs more than the default model (compare: a compressed checkpoint to compare)
+NEEDS_INPUT = {"compare"}
 
 
 def cell(metrics: dict[str, Any], name: str, fmt: str) -> str:
@@ -35,7 +38,7 @@ def cell(metrics: dict[str, Any], name: str, fmt: str) -> str:
 def main() -> None:
     """Run each runner `--runs` times and print a Markdown table (medians)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runners", nargs="*", default=list_runners())
+    ap.add_argument("runners", nargs="*", default=[r for r in RUNNERS if r not in NEEDS_INPUT])
     ap.add_argument("--runs", type=int, default=3, help="timed runs per runner (median shown)")
     ap.add_argument("--repeat", type=int, default=2, help="measurements per run (determinism)")
     args = ap.parse_args()
