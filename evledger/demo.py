@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
@@ -39,7 +39,7 @@ from ledger.canonical import canonical_bytes
 from ledger.errors import EvledgerError, SigningKeyError
 from ledger.keys import load_key
 
-RUNNERS = ("memory", "static", "pareto", "pq", "proxy", "entropy", "hessian")
+RUNNERS = ("memory", "static", "pareto", "pq", "proxy", "entropy", "hessian", "ecsq", "tcq")
 CHECKS = ("verify", "gate", "audit", "report")
 LEGACY_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "legacy-poc"
 _RUN_LABEL = re.compile(r"^run (\d+)/(\d+): (.*)$")
@@ -120,7 +120,7 @@ def finish(progress: Progress, task: TaskID, text: str) -> None:
     total = progress.tasks[task].total or 1
     progress.update(task, total=total, completed=total, description=text)
     if progress.disable:
-        progress.console.print(text)
+        progress.console.print(text, soft_wrap=True)  # piped: one line, never folded
 
 
 def run_runners(
@@ -260,8 +260,9 @@ def run_checks(out: Outcome, key: str, progress: Progress, task: TaskID) -> None
     finish(progress, task, f"{'checks':<8} checkpoint, verify, gate, audit, report")
 
 
-def summary(out: Outcome, seconds: float) -> Group:
-    """The closing panel: what holds, what fails and why, where things are, what to try."""
+def summary(out: Outcome, seconds: float) -> tuple[Panel, str]:
+    """The closing panel (what holds, what fails and why, where things are) and the markup of
+    the commands to try next."""
     v, g, a = out.verify, out.gate, out.audit
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -318,7 +319,7 @@ def summary(out: Outcome, seconds: float) -> Group:
         ),
     ]
     lines = [f"  [bold cyan]{escape(cmd)}[/]\n    [dim]{why}[/]" for cmd, why in tries]
-    return Group(panel, "[bold]try next:[/]", *lines)
+    return panel, "\n".join(["[bold]try next:[/]", *lines])
 
 
 def command_name() -> str:
@@ -369,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         text = detail.decode(errors="replace").strip() if isinstance(detail, bytes) else str(detail)
         console.print(f"evledger demo: {escape(str(e))} {escape(text)}", style="red")
         return 2
-    console.print(summary(out, time.perf_counter() - started))
+    panel, tries = summary(out, time.perf_counter() - started)
+    console.print(panel)
+    console.print(tries, soft_wrap=True)  # commands stay whole, to copy and paste
     return 0 if out.verify.get("ok") else 1
 
 

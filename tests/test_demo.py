@@ -58,8 +58,11 @@ def test_rerun_appends_nothing_and_ends_on_the_summary(
     assert (folder / "REPORT.md").is_file() and (folder / "REPORT.pareto.svg").is_file()
     head = led.store.resolve()
 
+    monkeypatch.setenv("COLUMNS", "80")  # piped at 80 columns: the commands still stay whole
     assert demo.main([str(folder), "--key", "demo"]) == 0
     second = capsys.readouterr().out
+    since = f"--ledger {folder} verify --since {folder}.checkpoint.note"
+    assert any(line.endswith(since) for line in second.splitlines()), second
     assert [e.seq for e in open_ledger(folder).entries()] == entries
     assert open_ledger(folder).store.resolve() == head  # not even a checkpoint commit
     assert "reusing" in second and "already in the ledger" in second
