@@ -13,6 +13,7 @@ import torch
 
 from ledger.errors import InputError
 from ledger.ratedistortion import bound_bits, bound_ratio
+from runners.physics import add_data_bound, combined_bound
 
 if TYPE_CHECKING:
     from runners.model import ModelSource, TensorInfo
@@ -437,7 +438,8 @@ class ReconstructionDigest:
 def matrix_row(
     info: TensorInfo, w: torch.Tensor, cm: CompressedMatrix, x: torch.Tensor | None
 ) -> dict[str, Any]:
-    """Per-matrix row: shape, bytes by part, ratio, weight cos, layer output cos, reference."""
+    """Per-matrix row: shape, bytes by part, ratio, weight cos, layer output cos, the Gaussian
+    reference and the data-dependent bound at that cos."""
     fp16 = 2 * w.numel()
     cos = cosine(w, cm.w_hat)
     row: dict[str, Any] = {
@@ -455,6 +457,7 @@ def matrix_row(
     if x is not None:
         row["layer_out_cos"] = output_cosine(x, w, cm.w_hat)
     row["rd_gaussian_ratio"] = bound_ratio(cos)
+    add_data_bound(row, w)
     return row
 
 
@@ -490,6 +493,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float | int | bool]:
     if bound is not None and bound > 0:  # the Gaussian *reference*, not a bound on real weights
         out["rd_gaussian_ratio"] = bound
         out["rd_gaussian_efficiency"] = float(out["ratio_fp16_effective"]) / bound
+    data = combined_bound(rows)
+    if data is not None and math.isfinite(data.ratio):  # the data-dependent bound (physics.py)
+        out["rd_data_bound_ratio"] = data.ratio
     return out
 
 

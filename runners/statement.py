@@ -18,6 +18,7 @@ from runners.base import Measurement, ProgressFn, Runner, no_progress, resolve_p
 from runners.common import selected
 from runners.measure import model_scope, rate_distortion
 from runners.model import ModelSource
+from runners.physics import data_bound_block
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_BASE = "https://evledger.dev/predicates"
@@ -203,11 +204,14 @@ def run_runner(
         "environment": env,
     }
     if "rate_distortion" in first.extra:
-        predicate["rate_distortion"] = first.extra["rate_distortion"]
+        predicate["rate_distortion"] = dict(first.extra["rate_distortion"])
     elif "cos_min" in metrics and "ratio_fp16_effective" in metrics:
         predicate["rate_distortion"] = rate_distortion(
             float(metrics["cos_min"]), float(metrics["ratio_fp16_effective"])
         )
+    rd = predicate.get("rate_distortion")
+    if rd is not None and "data_bound" not in rd and (block := data_bound_block(first.rows)):
+        rd["data_bound"] = block  # the weights were at hand: the physics check can use them
     predicate["model"] = {
         "path": model.requested.name,
         "default": model.is_default,
