@@ -232,38 +232,26 @@ def main() -> None:
         special.append(b.point("tcq8", f"target {t:.5f} (≈{want}x)", cms))
     front += special
     log("front", front)
-    # ----- GPTQ (our hessian runner on all linear matrices, b4g64 ≈ 3.55x; b3g128 ≈ 4.9x)
+    # ----- GPTQ (our hessian runner on all linear matrices, b4g64 ≈ 3.55x; b3g128 ≈ 4.9x) and
+    # entropy-coded GPTQ (the ecsq runner with GPTQ error feedback, around ≈3.55x and ≈5x)
     gptq_points = []
     if not args.no_gptq:
-        runner = get_runner("hessian")
-        for bits, gs in ((4, 64),) if args.quick else ((4, 64), (3, 128)):
-            params = resolve_params(runner, {"bits": bits, "group_size": gs, "matrices": "linear"})
+        settings = [
+            ("gptq", f"b{bits}g{gs}", "hessian", {"bits": bits, "group_size": gs})
+            for bits, gs in (((4, 64),) if args.quick else ((4, 64), (3, 128)))
+        ] + [
+            ("ecsq-gptq", f"target {t}", "ecsq", {"target_cos": t, "feedback": "gptq"})
+            for t in (0.99, 0.995, 0.998, 0.9985, 0.999)
+        ]
+        for method, setting, name, given in settings:
+            runner = get_runner(name)
+            params = resolve_params(runner, {**given, "matrices": "linear"})
             t0 = time.perf_counter()
             m = measure_once(runner, b.model, params, no_progress, 2, 0).metrics
             gptq_points.append(
                 {
-                    "method": "gptq",
-                    "setting": f"b{bits}g{gs}",
-                    "ratio": m["ratio_fp16_effective"],
-                    "ratio_model": m["ratio_model"],
-                    "cos_min": m["cos_min"],
-                    "embedding_cos_min": m["embedding_cos_min"],
-                    "embedding_cos_mean": m["embedding_cos_mean"],
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-        # entropy-coded GPTQ: the ecsq runner with GPTQ error feedback, around ≈3.55x and ≈5x
-        ecsq_runner = get_runner("ecsq")
-        for target in (0.99, 0.995, 0.998, 0.9985, 0.999):
-            params = resolve_params(
-                ecsq_runner, {"target_cos": target, "feedback": "gptq", "matrices": "linear"}
-            )
-            t0 = time.perf_counter()
-            m = measure_once(ecsq_runner, b.model, params, no_progress, 2, 0).metrics
-            gptq_points.append(
-                {
-                    "method": "ecsq-gptq",
-                    "setting": f"target {target}",
+                    "method": method,
+                    "setting": setting,
                     "ratio": m["ratio_fp16_effective"],
                     "ratio_model": m["ratio_model"],
                     "cos_min": m["cos_min"],
