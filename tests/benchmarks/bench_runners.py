@@ -12,6 +12,7 @@ so a noisy machine shows as a spread rather than a wrong figure. Columns:
 - `gauss_ref`: the i.i.d. Gaussian reference ratio at that cos_min (a reference, not a bound).
 
 Run: python tests/benchmarks/bench_runners.py [--runs 3] [--repeat 2] [runner ...]
+A runner may carry parameters: `ecsq:feedback=gptq,target_cos=0.9985`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ from runners.registry import RUNNERS, get_runner, list_runners
 
 #: what needs more than the default model (compare: a compressed checkpoint to compare)
 NEEDS_INPUT = {"compare"}
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """`NAME` or `NAME:KEY=VALUE,KEY=VALUE` (as `--param KEY=VALUE` would give them)."""
+    name, _, rest = spec.partition(":")
+    pairs = [p.partition("=") for p in rest.split(",") if p]
+    if any(not eq for _, eq, _ in pairs):
+        raise SystemExit(f"bad runner spec {spec!r}: use NAME:KEY=VALUE,KEY=VALUE")
+    return name, {k: v for k, _, v in pairs}
 
 
 def cell(metrics: dict[str, Any], name: str, fmt: str) -> str:
@@ -51,19 +61,20 @@ def main() -> None:
         "| emb_cos | gauss_ref | det. delta |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.runners:
+    for spec in args.runners:
+        name, params = parse_spec(spec)
         if name not in list_runners():
             raise SystemExit(f"unknown runner {name}")
         walls = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
-            st = run_runner(get_runner(name), model, {}, repeat=args.repeat)
+            st = run_runner(get_runner(name), model, params, repeat=args.repeat)
             walls.append(time.perf_counter() - t0)
         m = st["predicate"]["metrics"]
         cmin = m.get("cos_min")
         ref = bound_ratio(float(cmin)) if isinstance(cmin, int | float) else None
         print(
-            f"| {name} | {statistics.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} "
+            f"| {spec} | {statistics.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} "
             f"| {cell(m, 'ratio_fp16_effective', '.3f')} | {cell(m, 'ratio_model', '.3f')} "
             f"| {cell(m, 'cos_min', '.5f')} | {cell(m, 'layer_out_cos_min', '.5f')} "
             f"| {cell(m, 'embedding_cos_min', '.5f')} | {'-' if ref is None else f'{ref:.3f}'} "
