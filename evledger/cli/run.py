@@ -273,9 +273,13 @@ def _print_summary(statement: dict[str, Any], seq: int | None, digest: str | Non
         if key in metrics:
             grid.add_row(cell(key), cell(_fmt(metrics[key])))
     rd = pred.get("rate_distortion")
-    if rd and rd.get("bound_ratio") is not None:
-        grid.add_row(cell("gaussian bound at cos_min"), cell(_fmt(rd["bound_ratio"])))
-        grid.add_row(cell("within bound"), cell(_fmt(rd["within_bound"])))
+    if rd and rd.get("bound_ratio") is not None:  # a reference, not a bound for real weights
+        grid.add_row(cell("Gaussian reference at cos_min"), cell(_fmt(rd["bound_ratio"])))
+        if "within_bound" in rd:
+            grid.add_row(cell("at or below the reference"), cell(_fmt(rd["within_bound"])))
+    data = rd.get("data_bound") if rd else None
+    if isinstance(data, dict) and data.get("ratio") is not None:
+        grid.add_row(cell("data-dependent bound (weights)"), cell(_fmt(data["ratio"])))
     det = pred["determinism"]
     grid.add_row(
         cell("runs / digests equal"), cell(f"{det['runs']} / {_fmt(det['digests_equal'])}")

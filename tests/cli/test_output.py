@@ -199,6 +199,10 @@ def test_dry_run_prints_a_compact_summary(tmp_path: Path) -> None:
     assert lines[0].startswith("static ")
     assert any(line.split()[:1] == ["cos_min"] for line in lines)
     assert "24 per-matrix rows (see --json, or evledger show once appended)" in lines
+    labels = [line.rsplit(None, 1)[0].strip() for line in lines]
+    # the Gaussian figure is named a reference; the weights' own bound is shown beside it
+    assert "Gaussian reference at cos_min" in labels and "data-dependent bound (weights)" in labels
+    assert not any("gaussian bound" in line.lower() for line in lines)
     assert lines[-1] == "dry run: nothing appended (--json prints the whole statement)"
     code, out, _ = run([*args, "--json"])
     assert code == 0 and len(json.loads(out)["predicate"]["rows"]) == 24

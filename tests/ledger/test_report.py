@@ -63,8 +63,8 @@ def test_report_markdown(example: Ledger) -> None:
     md = to_markdown(report, plot="r.pareto.svg")
     assert md.startswith("## Results (policy `v37`: **NO-GO**)")
     assert (
-        "| claim | what | required | gate | best evidence | Gaussian ref | reproduced | entry |"
-        in md
+        "| claim | what | required | gate | best evidence | Gaussian ref | data bound "
+        "| reproduced | entry |" in md
     )
     assert "| FFN_SOTA | FFN 16x at cosine >= 0.99 | yes | **FAIL** |" in md
     assert "**NO-GO**: FFN_SOTA fail (ratio_fp16_effective = 5.65 (needs >= 16))" in md
@@ -124,3 +124,23 @@ def test_report_without_audit_module(example: Ledger, monkeypatch: pytest.Monkey
     assert rows["V80"].reproduced == "unreproduced" and rows["V80"].physics == ""
     assert rows["TNSEC"].reproduced == "n/a (legacy)"
     assert any("ledger.audit unavailable" in n for n in report.notes)
+
+
+def test_a_recorded_data_bound_is_shown_beside_the_gaussian_reference(ledger: Ledger) -> None:
+    """A claim above the Gaussian reference (6.2x at cos 0.99 > 5.66x) within the bound its own
+    weights allow (16 / (2.5 - 0.03) = 6.48x) shows that bound, marked within."""
+    st = statement("pareto", {"ratio_fp16_effective": 6.2, "cos_min": 0.99, "cos_mean": 0.995})
+    st["predicate"]["rate_distortion"] = {
+        "model": "gaussian-reference",
+        "data_bound": {"bits_per_weight": 2.5, "error_bits": 0.03},
+    }
+    add(ledger, st)
+    report = build_report(list(ledger.entries()), resolve_policy("v37"))
+    row = next(r for r in report.rows if r.id == "FFN_SOTA")
+    assert row.data_bound_ratio == pytest.approx(16 / 2.47)
+    assert row.physics == "within-data-bound" and row.above_bound
+    line = next(x for x in to_markdown(report).splitlines() if x.startswith("| FFN_SOTA "))
+    assert "| 5.66x (above) | 6.48x (within) |" in line
+    _, out, _ = run(["--ledger", str(ledger.root), "report", "--json"])
+    [shown] = [r for r in json.loads(out)["rows"] if r["id"] == "FFN_SOTA"]
+    assert (shown["data_bound_bits"], shown["data_bound_error_bits"]) == (2.5, 0.03)
