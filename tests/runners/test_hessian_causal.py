@@ -102,6 +102,20 @@ def test_causal_lm_loads_and_measures(causal_folder: Path) -> None:
     assert order == [name, "model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]
 
 
+@pytest.mark.parametrize("name", ["static", "ecsq", "tcq"])
+def test_compression_runners_report_perplexity_on_a_causal_lm(
+    causal_folder: Path, name: str
+) -> None:
+    """The model-level metric of every compression runner is perplexity on a causal LM."""
+    st = run_runner(get_runner(name), ModelSource(causal_folder), {"matrices": "ffn"})
+    validate_statement(st)
+    m, functional = st["predicate"]["metrics"], st["predicate"]["functional"]
+    assert functional["metric"].startswith("perplexity") and functional["matrices_applied"] == 6
+    assert m["ppl_before"] == pytest.approx(CausalLM(causal_folder).perplexity(HELDOUT))
+    assert m["ppl_after"] != m["ppl_before"] and math.isfinite(m["ppl_after"])
+    assert m["ppl_ratio"] == pytest.approx(m["ppl_after"] / m["ppl_before"])
+
+
 def test_hessian_on_causal_lm_folder(causal_folder: Path) -> None:
     assert get_runner("hessian") is RUNNER
     params = {"bits": 3, "group_size": 32}
