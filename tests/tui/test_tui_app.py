@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from evidence_factory import add, statement
 from legacy import LEGACY_SAMPLES
 from textual.message import Message
 from textual.widgets import DataTable, Tree
@@ -245,6 +246,25 @@ async def test_audit_screen(review_ledger: Ledger) -> None:
         by_seq = {r[1]: r for r in rows}
         assert by_seq["7"][4].startswith("needs-reproduction")  # 30x at cos 0.99, no bound
         assert by_seq["3"][6].startswith("reproduced")
+
+
+async def test_audit_screen_shows_the_recorded_data_bound(review_ledger: Ledger) -> None:
+    """A claim above the Gaussian reference within its weights' bound says both figures."""
+    st = statement("pareto", {"ratio_fp16_effective": 6.2, "cos_min": 0.99, "cos_mean": 0.995})
+    st["predicate"]["rate_distortion"] = {
+        "model": "gaussian-reference",
+        "data_bound": {"bits_per_weight": 2.5, "error_bits": 0.03},
+    }
+    [entry] = add(review_ledger, st)
+    app = EvledgerApp(review_ledger, verify_on_start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        table = app.screen.query_one("#audit-claims", DataTable)
+        rows = [[str(c) for c in table.get_row_at(r)] for r in range(table.row_count)]
+        [row] = [r for r in rows if r[1] == str(entry.seq)]
+        assert row[4] == "within-data-bound (ref 5.66x, data bound 6.48x)"
 
 
 async def test_help_and_palette(review_ledger: Ledger) -> None:

@@ -158,7 +158,11 @@ def module_rows(report: Any) -> list[tuple[str, int | None, str, str, str, str, 
         p = c.physics
         physics = p.status
         if p.bound_ratio is not None:
-            physics += f" (ref {p.bound_ratio:.3g}x)"
+            physics += f" (ref {p.bound_ratio:.3g}x"
+            if p.data_bound_ratio is not None:  # set when the claim is above the reference
+                data = "any" if p.data_bound_ratio == float("inf") else f"{p.data_bound_ratio:.3g}x"
+                physics += f", data bound {data}"
+            physics += ")"
         out.append(
             (
                 str(c.runner or c.kind),
