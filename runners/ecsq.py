@@ -12,8 +12,6 @@ from runners.ecsq_core import (
     Prepared,
     compress,
     compress_feedback,
-    feedback_hinv,
-    feedback_plan,
     plan,
 )
 from runners.limit import (
@@ -108,22 +106,11 @@ class EcsqRunner:
             _i: int, w: torch.Tensor, st: dict[str, Any], target: float
         ) -> tuple[Any, torch.Tensor]:
             """The codes `one` would encode at `target` (kept for it), and their reconstruction."""
-            if gptq:
-                if "hinv" not in st:
-                    x64 = st["inputs"].to(torch.float64)
-                    st["hinv"] = feedback_hinv(2.0 * (x64.T @ x64), params["damp"])
-                code = feedback_plan(
-                    w,
-                    None,
-                    target,
-                    params["contexts"],
-                    params["damp"],
-                    hinv=st["hinv"],
-                    start=warm_start(st, target, 0.5),
-                    prepared=prepared(st, w),
-                )
-                st.setdefault("steps", {})[0.5] = (target, code.step)
-                return code, st["prepared"].rebuild(code.codes, code.step, code.shift)
+            if gptq:  # stand-in: plain rounding on the grid GPTQ will use (see `proxy`)
+                p = prepared(st, w)
+                step, shift, q = p.solve(target, 0.5, warm_start(st, target, 0.5))
+                st["steps"] = {0.5: (target, step)}
+                return None, p.rebuild(q.numpy(), step, shift)
             starts = {th: warm_start(st, target, th) for th in thetas}
             code, theta = plan(
                 w, target, params["contexts"], thetas, starts, prepared=prepared(st, w)
@@ -147,6 +134,10 @@ class EcsqRunner:
             )
         proxy = "the codes themselves: each search step plans every matrix's codes as the "
         proxy += "final encode does, and the chosen step's codes are the ones encoded"
+        if gptq:  # GPTQ fits the calibration texts: its own in-sample cosine would overstate
+            proxy = "plain rounding on the same grid (theta 0.5) stands in for GPTQ in the "
+            proxy += "search steps, since GPTQ is fitted to the calibration texts the search "
+            proxy += "is measured on; the GPTQ codes of the result are measured again"
         return limit_measure(model, params, progress, one, method, planner, proxy)
 
 
