@@ -368,7 +368,10 @@ def limit_measure(
     metrics = summarize(rows)
     metrics["target_cos"] = params["target_cos"]
     if search is not None:
-        metrics["target_cos"] = 1.0 - math.exp(x)
+        metrics["target_cos"] = 1.0 - math.exp(x)  # slope: the common scale of the targets
+        if search.allocation == "slope":
+            metrics["target_cos_min"] = min(targets)  # the per-matrix targets, as in the rows
+            metrics["target_cos_max"] = max(targets)
         metrics["target_embedding_cos"] = goal
         metrics.update(final_calib)
         metrics["target_search_steps"] = len(search.steps)

@@ -88,6 +88,8 @@ def test_feedback_and_slope_allocation_meet_the_target(bert: Path) -> None:
     assert search["allocation"] == "slope" and len(search["sensitivity"]) == len(slope["rows"])
     targets = {round(r["target_cos"], 12) for r in slope["rows"]}
     assert len(targets) > 1  # per-matrix targets
+    m = slope["metrics"]
+    assert m["target_cos_min"] == min(r["target_cos"] for r in slope["rows"]) < m["target_cos_max"]
 
 
 @pytest.mark.parametrize("runner", [ECSQ, TCQ], ids=["ecsq", "tcq"])
