@@ -155,10 +155,112 @@ def _fast_cos(
     return (dot / (norm_w * nm) if nm > 0 else 0.0), delta, fq
 
 
+def _kernels() -> tuple[Any, Any, Any]:  # compiled on first use (the default path needs no numba)
+    import numba
+
+    @numba.njit(cache=True)
+    def sums(a_w: np.ndarray, step: np.float32, theta: np.float32) -> tuple:
+        cnt = 0
+        r = sxf = sx = sff = sf = 0.0
+        for i in range(a_w.size):
+            a = a_w[i] / step  # float32 arithmetic, as torch's a_w / Δ
+            fq = np.floor(a + theta)
+            if fq > 0:
+                cnt += 1
+                r += np.float64(np.float32(fq - a))
+                x = np.float64(a_w[i])
+                f = np.float64(fq)
+                sxf += x * f
+                sx += x
+                sff += f * f
+                sf += f
+        return cnt, r, sxf, sx, sff, sf
+
+    @numba.njit(cache=True)
+    def codes(w: np.ndarray, step: np.float32, theta: np.float32) -> np.ndarray:
+        out = np.empty(w.size, dtype=np.int64)
+        for i in range(w.size):
+            f = np.int64(np.floor(abs(w[i]) / step + theta))  # as `quantize`, float32
+            out[i] = f if w[i] > 0 else (-f if w[i] < 0 else 0)
+        return out
+
+    @numba.njit(cache=True)
+    def rebuild(q: np.ndarray, step: np.float32, shift: np.float32) -> np.ndarray:
+        out = np.empty(q.size, dtype=np.float32)
+        for i in range(q.size):
+            qf = np.float32(q[i])
+            s = shift if q[i] > 0 else (-shift if q[i] < 0 else np.float32(0.0))
+            out[i] = (qf - s) * step  # float32, one rounding per op: as `reconstruct`
+        return out
+
+    return sums, codes, rebuild
+
+
+_KERNELS: Any = None
+#: the fast path aims this far above the target cosine, far above its rounding (~1e-11)
+FAST_MARGIN = 1e-9
+
+
+class Prepared:
+    """One matrix made ready for many step searches (a search over targets): |w|, ‖w‖ and
+    the row classes computed once; every tried step costs one compiled pass."""
+
+    def __init__(self, w: torch.Tensor, n_classes: int) -> None:
+        """Keep the float32 matrix and what every search needs from it."""
+        global _KERNELS
+        if _KERNELS is None:
+            _KERNELS = _kernels()
+        self.w = w.to(torch.float32).contiguous()
+        self.w_np = self.w.reshape(-1).numpy()
+        self.a_np = np.abs(self.w_np)
+        self.norm = float(np.sqrt(np.square(self.a_np, dtype=np.float64).sum())) or 1.0
+        self.rms = self.norm / math.sqrt(max(1, self.w.numel()))
+        self.classes = row_classes(self.w, n_classes)
+
+    def cos(self, step: float, theta: float) -> tuple[float, float]:
+        """`_fast_cos`'s (cos, δ), the cosine in closed form from Σ|w|·q, Σ|w|, Σq², Σq over
+        the non-zero codes (float64 sums; it differs from the torch figure by ~1e-11)."""
+        cnt, r, sxf, sx, sff, sf = _KERNELS[0](self.a_np, np.float32(step), np.float32(theta))
+        delta = float(np.float16(min(max(r / cnt, 0.0), 0.499))) if cnt else 0.0
+        dot = sxf - delta * sx
+        nm2 = sff - 2.0 * delta * sf + delta * delta * cnt
+        return (dot / (self.norm * math.sqrt(nm2)) if nm2 > 0 else 0.0), delta
+
+    def codes(self, step: float, theta: float) -> torch.Tensor:
+        """`quantize(w, step, theta)` (the same float32 operations), int64."""
+        q = _KERNELS[1](self.w_np, np.float32(step), np.float32(theta))
+        return torch.from_numpy(q).reshape(self.w.shape)
+
+    def rebuild(self, codes: np.ndarray, step: float, shift: float) -> torch.Tensor:
+        """`reconstruct(codes, step, shift)` in one compiled pass (the same float32 ops)."""
+        q = np.ascontiguousarray(codes).reshape(-1)
+        out = _KERNELS[2](q, np.float32(step), np.float32(shift))
+        return torch.from_numpy(out).reshape(self.w.shape)
+
+    def solve(
+        self, target: float, theta: float, start: float | None = None
+    ) -> tuple[float, float, torch.Tensor]:
+        """`solve_step` on the prepared matrix, aiming FAST_MARGIN above the target."""
+        if start is None:
+            start = math.sqrt(12.0 * max(1.0 - target * target, 1e-12)) * self.rms
+        step, delta = search_step(lambda s: self.cos(s, theta), target + FAST_MARGIN, start)
+        return step, delta, self.codes(step, theta)
+
+
 def solve_step(
-    w: torch.Tensor, target: float, theta: float, start: float | None = None
+    w: torch.Tensor,
+    target: float,
+    theta: float,
+    start: float | None = None,
+    prepared: Prepared | None = None,
 ) -> tuple[float, float, torch.Tensor]:
-    """Largest step whose reconstruction has cos >= target; (Δ, δ, q)."""
+    """Largest step whose reconstruction has cos >= target; (Δ, δ, q).
+
+    `prepared` (the same matrix, `Prepared`) takes the compiled path for searches that solve
+    many targets; without it, the torch evaluation the runners have always used.
+    """
+    if prepared is not None:
+        return prepared.solve(target, theta, start)
     w = w.to(torch.float32)
     a_w = w.abs()
     norm_w = float(a_w.to(torch.float64).pow(2).sum().sqrt()) or 1.0
@@ -233,26 +335,62 @@ def decode(parts: dict[str, bytes]) -> tuple[EcsqCode, torch.Tensor]:
     return code, w_hat
 
 
-def compress(
-    w: torch.Tensor, target: float, n_classes: int, thetas: tuple[float, ...]
-) -> tuple[CompressedMatrix, EcsqCode]:
-    """Best θ (fewest estimated bits) at cos >= target; encoded, decoded back, checked."""
+def plan(
+    w: torch.Tensor,
+    target: float,
+    n_classes: int,
+    thetas: tuple[float, ...],
+    starts: dict[float, float] | None = None,
+    prepared: Prepared | None = None,
+) -> tuple[EcsqCode, float]:
+    """The codes `compress` encodes: best θ (fewest estimated bits) at cos >= target.
+
+    `starts` (θ -> step) starts each step search there instead of the high-rate guess, and
+    `prepared` takes the compiled path (see `solve_step`): a search over targets passes the
+    steps it found before (the result is the code planned, encoded as it is).
+    """
     w = w.to(torch.float32)
-    classes = row_classes(w, n_classes)
+    classes = prepared.classes if prepared is not None else row_classes(w, n_classes)
     best = None
     for theta in thetas:
-        step, shift, q = solve_step(w, target, theta)
+        start = starts.get(theta) if starts else None
+        step, shift, q = solve_step(w, target, theta, start, prepared)
         bits = rate_bits(q, classes, n_classes)
         if best is None or bits < best[0]:
             best = (bits, theta, step, shift, q)
     assert best is not None
     _, theta, step, shift, q = best
     code = EcsqCode(tuple(w.shape), step, shift, n_classes, classes, q.numpy())  # type: ignore[arg-type]
+    return code, theta
+
+
+def planned_reconstruction(code: EcsqCode) -> torch.Tensor:
+    """The float32 reconstruction `decode` rebuilds from the bytes of `code` (same op)."""
+    return reconstruct(torch.from_numpy(code.codes), code.step, code.shift)
+
+
+def encode_checked(code: EcsqCode, theta: float) -> CompressedMatrix:
+    """Encode `code`, decode the bytes back and check them; the reconstruction is the decoded."""
     parts = encode(code)
     back, w_hat = decode(parts)
     if not np.array_equal(back.codes, code.codes):
         raise RuntimeError("ECSQ stream did not decode to the encoded codes")
-    return CompressedMatrix(parts, w_hat, {"step": step, "shift": shift, "theta": theta}), code
+    return CompressedMatrix(parts, w_hat, {"step": code.step, "shift": code.shift, "theta": theta})
+
+
+def compress(
+    w: torch.Tensor,
+    target: float,
+    n_classes: int,
+    thetas: tuple[float, ...],
+    planned: tuple[EcsqCode, float] | None = None,
+) -> tuple[CompressedMatrix, EcsqCode]:
+    """Best θ (fewest estimated bits) at cos >= target; encoded, decoded back, checked.
+
+    `planned`: the (code, θ) `plan` already chose for this matrix and target (a search kept
+    it); it is encoded as it is."""
+    code, theta = planned if planned is not None else plan(w, target, n_classes, thetas)
+    return encode_checked(code, theta), code
 
 
 def rd_table(
@@ -285,23 +423,35 @@ def compress_near(
     return CompressedMatrix(parts, w_hat, {"step": step, "shift": shift, "theta": 0.5})
 
 
+def feedback_hinv(h: torch.Tensor, damp: float = 0.01) -> torch.Tensor:
+    """Upper Cholesky factor of (H + λI)⁻¹ (float32), dead inputs (zero diagonal) set to 1."""
+    from runners.gptq import _hinv_upper
+
+    h = h.to(torch.float64).clone()
+    dead = torch.diagonal(h) == 0
+    h[dead, dead] = 1.0
+    return _hinv_upper(h, damp).to(torch.float32)
+
+
 def feedback_codes(
-    w: torch.Tensor, h: torch.Tensor, step: float, damp: float = 0.01
+    w: torch.Tensor,
+    h: torch.Tensor | None,
+    step: float,
+    damp: float = 0.01,
+    hinv: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Integer codes on the uniform grid Δ·Z with GPTQ error feedback (Frantar et al. 2022).
 
     Columns are rounded in order; each column's rounding error, scaled by the upper Cholesky
     factor of (H + λI)⁻¹, is pushed onto the columns not yet rounded, so that ‖X(W − Ŵ)ᵀ‖
     shrinks rather than ‖W − Ŵ‖. No clamping: the grid is unbounded, the coder takes any code.
+    `hinv` (from `feedback_hinv`) saves the factorisation when the same H is used again.
     """
-    from runners.gptq import _hinv_upper
-
     w = w.to(torch.float32).clone()
     rows, cols = w.shape
-    h = h.to(torch.float64).clone()
-    dead = torch.diagonal(h) == 0
-    h[dead, dead] = 1.0
-    hinv = _hinv_upper(h, damp).to(torch.float32)
+    if hinv is None:
+        assert h is not None
+        hinv = feedback_hinv(h, damp)
     q = torch.empty(rows, cols)
     block = 128
     prev = torch.get_num_threads()
@@ -326,19 +476,40 @@ def feedback_codes(
     return q.to(torch.int64)
 
 
+def feedback_plan(
+    w: torch.Tensor,
+    x: torch.Tensor | None,
+    target: float,
+    n_classes: int,
+    damp: float = 0.01,
+    hinv: torch.Tensor | None = None,
+    start: float | None = None,
+    prepared: Prepared | None = None,
+) -> EcsqCode:
+    """The codes `compress_feedback` encodes: the ECSQ step for `target` (weight cos, plain
+    rounding), GPTQ-feedback codes on that grid with H = 2·XᵀX (or its `hinv`)."""
+    w = w.to(torch.float32)
+    classes = prepared.classes if prepared is not None else row_classes(w, n_classes)
+    step, _shift, _q = solve_step(w, target, 0.5, start, prepared)
+    h = None
+    if hinv is None:
+        assert x is not None
+        x64 = x.to(torch.float64)
+        h = 2.0 * (x64.T @ x64)
+    q = feedback_codes(w, h, step, damp, hinv)
+    return EcsqCode(tuple(w.shape), step, 0.0, n_classes, classes, q.numpy())  # type: ignore[arg-type]
+
+
 def compress_feedback(
-    w: torch.Tensor, x: torch.Tensor, target: float, n_classes: int, damp: float = 0.01
+    w: torch.Tensor,
+    x: torch.Tensor,
+    target: float,
+    n_classes: int,
+    damp: float = 0.01,
+    planned: EcsqCode | None = None,
 ) -> CompressedMatrix:
     """ECSQ step for `target` (weight cos, plain rounding), then GPTQ-feedback codes on that
-    grid with H = 2·XᵀX; entropy-coded and decoded back like `compress`."""
-    w = w.to(torch.float32)
-    classes = row_classes(w, n_classes)
-    step, _shift, _q = solve_step(w, target, 0.5)
-    x64 = x.to(torch.float64)
-    q = feedback_codes(w, 2.0 * (x64.T @ x64), step, damp)
-    code = EcsqCode(tuple(w.shape), step, 0.0, n_classes, classes, q.numpy())  # type: ignore[arg-type]
-    parts = encode(code)
-    back, w_hat = decode(parts)
-    if not np.array_equal(back.codes, code.codes):
-        raise RuntimeError("ECSQ stream did not decode to the encoded codes")
-    return CompressedMatrix(parts, w_hat, {"step": step, "shift": 0.0, "theta": 0.5})
+    grid with H = 2·XᵀX; entropy-coded and decoded back like `compress` (`planned`: the
+    code `feedback_plan` already made for this matrix and target)."""
+    code = planned if planned is not None else feedback_plan(w, x, target, n_classes, damp)
+    return encode_checked(code, 0.5)

@@ -18,7 +18,7 @@ import torch
 
 from runners.minilm import BertEncoder, folder_kind, model_folder
 from runners.model import ModelSource
-from runners.texts import HELDOUT, HELDOUT_LICENCE
+from runners.texts import HELDOUT, HELDOUT_LICENCE, TEXTS
 from runners.texts import subject as texts_subject
 
 
@@ -33,6 +33,7 @@ class FunctionalProbe:
         self._lm: Any = None
         self._ref: torch.Tensor | None = None
         self._ppl_before: float | None = None
+        self._ref_calib: torch.Tensor | None = None
         folder = model_folder(model.paths[0]) if model.paths else None
         kind = folder_kind(folder) if folder is not None else "bare"
         if folder is not None and kind == "bert":
@@ -92,6 +93,23 @@ class FunctionalProbe:
                 "ppl_ratio": after / self._ppl_before,
             }
         return {}
+
+    def calibration_cos(self, recon: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """In-sample figure for a search: sentence-embedding cosine on the *calibration* texts
+        (`runners.texts.TEXTS`, the ones calibration activations come from), min and mean.
+
+        Only a BERT encoder has it; the held-out `evaluate` stays the reported metric.
+        """
+        if self._encoder is None:
+            raise ValueError("no sentence-embedding model to evaluate")
+        if self._ref_calib is None:
+            self._ref_calib = self._encoder.embed(TEXTS).to(torch.float64)
+        got = self._encoder.embed(TEXTS, overrides=self._names(recon))
+        cos = torch.nn.functional.cosine_similarity(self._ref_calib, got.to(torch.float64), dim=1)
+        return {
+            "embedding_cos_min_calib": float(cos.min()),
+            "embedding_cos_mean_calib": float(cos.mean()),
+        }
 
     def describe(self, applied: int) -> dict[str, Any]:
         """The statement's `functional` block."""

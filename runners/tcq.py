@@ -9,7 +9,16 @@ import torch
 
 from runners.base import Measurement, Param, ProgressFn
 from runners.common import CALIB_SAMPLES, CALIBRATION, MATRICES
-from runners.limit import CONTEXTS, FUNCTIONAL, TARGET_COS, limit_measure
+from runners.ecsq_core import Prepared
+from runners.limit import (
+    ALLOCATION,
+    CONTEXTS,
+    FUNCTIONAL,
+    TARGET_COS,
+    TARGET_EMBEDDING_COS,
+    limit_measure,
+    warm_start,
+)
 from runners.measure import CompressedMatrix
 from runners.model import ModelSource
 from runners.tcq_core import TAPS, compress
@@ -22,7 +31,9 @@ class TcqRunner:
     """S-state TCQ per matrix (step searched to the target cos), contexts, ANS."""
 
     name = "tcq"
-    version = "1.0.0"
+    # 1.1.0: target_embedding_cos (the weight-cos target searched to an in-sample embedding
+    # cosine, ECSQ stand-ins in the search) and allocation; unset, bytes as in 1.0.0
+    version = "1.1.0"
     description = (
         "entropy-coded trellis-coded quantization (Viterbi over an S-state trellis per row, "
         "optionally entropy-constrained), one step per matrix searched to a target weight "
@@ -30,6 +41,8 @@ class TcqRunner:
     )
     params = (
         TARGET_COS,
+        TARGET_EMBEDDING_COS,
+        ALLOCATION,
         Param("states", 8, "trellis states", "int", choices=tuple(sorted(TAPS))),
         CONTEXTS,
         Param(
@@ -50,9 +63,9 @@ class TcqRunner:
         self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
     ) -> Measurement:
         """Compress every selected matrix to the target, decode back, summarize."""
-        target = params["target_cos"]
 
         def one(w: torch.Tensor, state: dict[str, Any]) -> tuple[CompressedMatrix, dict[str, Any]]:
+            target = state["target"]
             rms = float(w.pow(2).mean().sqrt()) or 1.0
             scale = rms * math.sqrt(max(1.0 - target * target, 1e-12))
             start = state.get("factor", START_FACTOR) * scale
@@ -71,7 +84,21 @@ class TcqRunner:
             "contexts": f"{params['contexts']} row classes by row RMS x 2 unions",
             "model": "one categorical model per context, integer frequencies in the header",
         }
-        return limit_measure(model, params, progress, one, method)
+
+        def planner(
+            _i: int, w: torch.Tensor, st: dict[str, Any], target: float
+        ) -> tuple[Any, torch.Tensor]:
+            """Stand-in for the search: plain ECSQ at the same weight cos (no trellis run)."""
+            if "prepared" not in st:
+                st["prepared"] = Prepared(w, 1)
+            step, shift, q = st["prepared"].solve(target, 0.5, warm_start(st, target, 0.5))
+            st["steps"] = {0.5: (target, step)}
+            return None, st["prepared"].rebuild(q.numpy(), step, shift)
+
+        proxy = "plain ECSQ reconstructions at the same per-matrix weight cos stand in for "
+        proxy += "the trellis in the search steps; the trellis runs on the result, whose "
+        proxy += "in-sample cosine is measured again (and the target lowered if it missed)"
+        return limit_measure(model, params, progress, one, method, planner, proxy)
 
 
 RUNNER = TcqRunner()
