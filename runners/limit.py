@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ledger.errors import UsageError
-from ledger.ratedistortion import bound_bits, combine_bounds, slb_bits
+from ledger.ratedistortion import bound_bits
 from runners.base import Measurement, Param, ProgressFn
 from runners.coding import version as coder_version
 from runners.common import selected
@@ -38,7 +38,7 @@ from runners.measure import (
     summarize,
 )
 from runners.model import ModelSource
-from runners.physics import data_bound
+from runners.physics import data_bound_block
 
 TARGET_COS = Param(
     "target_cos",
@@ -317,7 +317,6 @@ def limit_measure(
         rows: list[dict[str, Any]] = []
         recon: dict[str, torch.Tensor] = {}
         state: dict[str, Any] = {}
-        bounds: list[tuple[int, float, float]] = []
         infos = model.matrix_infos()
         source = mats if mats is not None else model.iter_matrices()
         for i, (info, w) in enumerate(source):
@@ -333,23 +332,17 @@ def limit_measure(
             if targets is not None:
                 row["target_cos"] = targets[i]
             row["calibration"] = calib.sources[info.name]
-            db = data_bound(w2)
-            slb = slb_bits(row["cos"], db.gap_bits)
-            row["rd_gaussian_bits"] = bound_bits(row["cos"])
-            row["rd_data_bound_bits"] = slb
-            row["rd_data_bound_error_bits"] = db.error_bits
-            row["rd_data_gap_bits"] = db.gap_bits
+            row["rd_gaussian_bits"] = bound_bits(row["cos"])  # the data bound: matrix_row
             row["above_gaussian_reference"] = bool(
                 row["rd_gaussian_ratio"] is not None and row["ratio"] > row["rd_gaussian_ratio"]
             )
-            bounds.append((w.numel(), slb, db.error_bits))
             rows.append(row)
             digest.update(cm.w_hat)
             recon[info.name] = cm.w_hat
             progress(info.name, i + 1, len(infos))
-        return digest, rows, recon, bounds
+        return digest, rows, recon
 
-    digest, rows, recon, bounds = build(targets, plans)
+    digest, rows, recon = build(targets, plans)
     final_calib: dict[str, float] = {}
     corrections = 0
     if search is not None and probe is not None:
@@ -362,7 +355,7 @@ def limit_measure(
             miss = math.log(1.0 - final_calib["embedding_cos_min_calib"]) - math.log(1.0 - goal)
             x -= miss + SEARCH_TOL
             targets = search.targets(x)
-            digest, rows, recon, bounds = build(targets, None)
+            digest, rows, recon = build(targets, None)
             final_calib = probe.calibration_cos(recon)
             search.steps.append({"target_cos": 1.0 - math.exp(x), "final": True, **final_calib})
     metrics = summarize(rows)
@@ -377,8 +370,6 @@ def limit_measure(
         metrics["target_search_steps"] = len(search.steps)
         metrics["target_search_corrections"] = corrections
     metrics["matrices_above_gaussian_reference"] = sum(r["above_gaussian_reference"] for r in rows)
-    combined = combine_bounds(bounds)
-    metrics["rd_data_bound_ratio"] = combined.ratio
     extra: dict[str, Any] = {"subjects": calib.subjects(), "calibration": calib.describe()}
     if probe is not None and params["functional"]:
         metrics.update(probe.evaluate(recon))
@@ -389,15 +380,7 @@ def limit_measure(
     rd = rate_distortion(float(metrics["cos_min"]), float(metrics["ratio_fp16_effective"]))
     rd["model"] = "gaussian-reference"
     rd["note"] = "the i.i.d. Gaussian reference, not a bound for real weights"
-    rd["data_bound"] = {
-        "model": "Shannon lower bound, per-row/column scale model, each matrix at its own cos",
-        "estimator": "Vasicek m-spacing entropy per row; error = 2 standard errors over "
-        "8 groups of rows",
-        "bits_per_weight": combined.bits_per_weight,
-        "error_bits": combined.error_bits,
-        "ratio": combined.ratio,
-        "ratio_with_error": combined.ratio_with_error,
-    }
+    rd["data_bound"] = data_bound_block(rows)  # every row has its matrix's bound
     extra["rate_distortion"] = rd
     extra["method"] = method | {"coder": {"name": "constriction", "version": coder_version()}}
     if search is not None:

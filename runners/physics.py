@@ -71,22 +71,23 @@ def data_bound(w: torch.Tensor, seed: int = 0) -> DataBound:
     one, which keeps the bound low), plus mean log2 of the column scales. The error is twice
     the standard error over 8 disjoint groups of rows.
     """
-    a = w.detach().to(torch.float64).reshape(w.shape[0], -1)
+    # numpy, one thread: the same figures whatever torch's thread count or earlier work
+    a = w.detach().to(torch.float64).reshape(w.shape[0], -1).numpy()
     rows = a.shape[0]
-    power = float(a.pow(2).mean())
-    r = a.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-300)
-    c = (a / r).pow(2).mean(dim=0, keepdim=True).sqrt().clamp_min(1e-300)
-    zc = (a / c).numpy()
-    log_c = float(torch.log2(c).mean())
+    power = float(np.mean(a * a))
+    r = np.maximum(np.sqrt(np.mean(a * a, axis=1, keepdims=True)), 1e-300)
+    c = np.maximum(np.sqrt(np.mean((a / r) ** 2, axis=0, keepdims=True)), 1e-300)
+    zc = a / c
+    log_c = float(np.mean(np.log2(c)))
     h_rows = _vasicek_rows(zc)
     h_gauss = 0.5 * math.log2(2 * math.pi * math.e * power)
     gap = h_gauss - (float(h_rows.mean()) + log_c)
     perm = np.random.default_rng(seed).permutation(rows)
     groups = [h_rows[idx].mean() for idx in np.array_split(perm, min(SUBSETS, rows)) if idx.size]
     err = 2.0 * float(np.std(groups, ddof=1)) / math.sqrt(len(groups)) if len(groups) > 1 else 1.0
-    z = (a / (r * c)).numpy().reshape(-1)
-    pooled = h_gauss - (_vasicek_bits(z) + float(torch.log2(r * c).mean()))
-    return DataBound(gap_bits=gap, error_bits=err, pooled_gap_bits=pooled, n=a.numel())
+    z = (a / (r * c)).reshape(-1)
+    pooled = h_gauss - (_vasicek_bits(z) + float(np.mean(np.log2(r * c))))
+    return DataBound(gap_bits=gap, error_bits=err, pooled_gap_bits=pooled, n=a.size)
 
 
 def add_data_bound(row: dict[str, Any], w: torch.Tensor) -> None:
