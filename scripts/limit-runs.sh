@@ -11,8 +11,8 @@ for target in 0.99 0.94; do
 done
 echo "== evledger run ecsq feedback=gptq (entropy-coded GPTQ at the 0.99 grid)"
 evledger run ecsq --param target_cos=0.99 --param feedback=gptq
-echo "== evledger run ecsq feedback=gptq target_cos=0.9985 (≈3.6x: the best held-out embedding cosine near the b4g64 size)"
-evledger run ecsq --param target_cos=0.9985 --param feedback=gptq
+echo "== evledger run ecsq feedback=gptq target_embedding_cos=0.985 (the functional target: ≈3.6x)"
+evledger run ecsq --param target_embedding_cos=0.985 --param feedback=gptq
 echo "== evledger run tcq states=64 (the 64-state trellis at cos 0.99)"
 evledger run tcq --param target_cos=0.99 --param states=64
 echo "== evledger run pareto budget_ratio=3.55 (continuous allocation at the b4g64 size)"
