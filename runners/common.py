@@ -18,6 +18,7 @@ from runners.measure import (
     summarize,
 )
 from runners.model import ModelSource
+from runners.stream import keeps_reconstructions, scalar_matrix
 
 MATRICES = Param(
     "matrices",
@@ -73,12 +74,17 @@ def scalar_measure(
     progress: ProgressFn,
     rank: int = 0,
     recode: Recode | None = None,
+    keep: bool = True,
 ) -> tuple[Measurement, list[tuple[Any, CompressedMatrix]]]:
     """Group-quantize every counted matrix (optionally re-coding its bytes); rows and summary.
 
     `recode(info, w, cm)` may replace the produced bytes (e.g. entropy-code them) and returns
-    the new CompressedMatrix plus extra row fields.
+    the new CompressedMatrix plus extra row fields. With `keep=False` nothing per matrix is
+    returned, and without recode or residual each matrix is streamed in row blocks
+    (runners.stream): memory follows the largest block, not the model.
     """
+    if not keep and recode is None and rank == 0:
+        return _streamed(model, params, progress), []
     model = selected(model, params)
     calib = Calibration(
         model, params.get("calibration", "activations"), params.get("calib_samples", 256), seed=0
@@ -87,6 +93,7 @@ def scalar_measure(
     rows: list[dict[str, Any]] = []
     kept: list[tuple[Any, CompressedMatrix]] = []
     recon: dict[str, torch.Tensor] = {}
+    keep_recon = keeps_reconstructions(model)  # only the functional probe reads them
     infos = model.matrix_infos()
     for i, (info, w) in enumerate(model.iter_matrices()):
         cm = scalar_compress(w, params["bits"], params["group_size"], rank)
@@ -97,11 +104,40 @@ def scalar_measure(
         rows[-1].update(more)
         rows[-1]["calibration"] = calib.sources[info.name]
         digest.update(cm.w_hat)
-        recon[info.name] = cm.w_hat
-        kept.append((info, cm))
+        if keep_recon:
+            recon[info.name] = cm.w_hat
+        if keep:
+            kept.append((info, cm))
         cm.w_hat = cm.w_hat[:0]  # drop the reconstruction; codes stay for later coders
         progress(info.name, i + 1, len(infos))
     metrics = summarize(rows)
     extra = {"subjects": calib.subjects(), "calibration": calib.describe()}
     add_functional(model, recon, metrics, extra)
     return Measurement(metrics, rows, digest.hexdigest(), extra), kept
+
+
+def _streamed(model: ModelSource, params: dict[str, Any], progress: ProgressFn) -> Measurement:
+    """`scalar_measure` without codes kept: row blocks, reconstructions only for the probe."""
+    model = selected(model, params)
+    calib = Calibration(
+        model, params.get("calibration", "activations"), params.get("calib_samples", 256), seed=0
+    )
+    digest = ReconstructionDigest()
+    rows: list[dict[str, Any]] = []
+    recon: dict[str, torch.Tensor] = {}
+    keep = keeps_reconstructions(model)
+    infos = model.matrix_infos()
+    for i, info in enumerate(infos):
+        x = calib.inputs(info)
+        row, w_hat = scalar_matrix(
+            model, info, params["bits"], params["group_size"], x, digest, keep
+        )
+        rows.append(row)
+        rows[-1]["calibration"] = calib.sources[info.name]
+        if w_hat is not None:
+            recon[info.name] = w_hat
+        progress(info.name, i + 1, len(infos))
+    metrics = summarize(rows)
+    extra = {"subjects": calib.subjects(), "calibration": calib.describe()}
+    add_functional(model, recon, metrics, extra)
+    return Measurement(metrics, rows, digest.hexdigest(), extra)

@@ -297,6 +297,22 @@ class ModelSource:
             raise InputError(f"tensor {info.name} holds NaN or infinite values", path=info.file)
         return t
 
+    def load_rows(self, info: TensorInfo, r0: int, r1: int) -> torch.Tensor:
+        """Rows r0:r1 of a 2-D tensor as float32, read alone (`safe_open(...).get_slice`).
+
+        The file is opened (memory-mapped) for this block only, so the pages read are
+        unmapped again before the next block: peak memory follows the block, not the file.
+        """
+        try:
+            with safe_open(str(info.file), framework="pt") as f:
+                t = f.get_slice(info.name)[r0:r1]
+        except Exception as exc:
+            raise InputError(f"cannot read tensor {info.name}: {exc}", path=info.file) from exc
+        t = t.to(torch.float32)
+        if not torch.isfinite(t).all():
+            raise InputError(f"tensor {info.name} holds NaN or infinite values", path=info.file)
+        return t
+
     def iter_matrices(self) -> Iterator[tuple[TensorInfo, torch.Tensor]]:
         """Yield (info, float32 tensor) for each counted matrix, one at a time."""
         for info in self.matrix_infos():

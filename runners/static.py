@@ -45,7 +45,7 @@ class StaticRunner:
         self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
     ) -> Measurement:
         """Quantize every counted matrix once and summarize."""
-        m, _ = scalar_measure(model, params, progress, rank=params["rank"])
+        m, _ = scalar_measure(model, params, progress, rank=params["rank"], keep=False)
         return m
 
 
