@@ -104,6 +104,63 @@ def _hinv_upper(h: torch.Tensor, damp: float) -> torch.Tensor:
     raise ValueError("H is not positive definite even after heavy damping")
 
 
+SOLVE_COLS = 256  # identity columns solved at a time in `_inverse_from_cholesky`
+
+
+def _inverse_from_cholesky(chol: torch.Tensor) -> torch.Tensor:
+    """`torch.cholesky_solve(eye, chol)` a block of identity columns at a time: each column
+    of the solution is its own pair of triangular solves, so only a [n, SOLVE_COLS] slice
+    of the identity (and of LAPACK's copy of it) exists beside the result."""
+    n = chol.shape[0]
+    out = torch.empty(n, n, dtype=chol.dtype)
+    for j0 in range(0, n, SOLVE_COLS):
+        j1 = min(j0 + SOLVE_COLS, n)
+        eye = torch.zeros(n, j1 - j0, dtype=chol.dtype)
+        eye[torch.arange(j0, j1), torch.arange(j1 - j0)] = 1.0
+        out[:, j0:j1] = torch.cholesky_solve(eye, chol)
+    return out
+
+
+def hinv_upper_lean(
+    build: Callable[[], torch.Tensor], damp: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H's dead-column mask, `_hinv_upper` of the dead-fixed H as float32), as `gptq`
+    computes them, in less memory and with the same numbers.
+
+    `build()` returns a fresh H [in, in]; it is damped in place and dropped once factored
+    (a retry with more damping builds it again), and H⁻¹ is solved a block of identity
+    columns at a time. Peak: about two in×in float64 arrays (the Cholesky factor and H⁻¹,
+    then H⁻¹ and its factor) where `gptq` holds about six (its copy of H, the identity,
+    H + λI, both factors and H⁻¹).
+    """
+    h = build().to(torch.float64)
+    dead = torch.diagonal(h) == 0
+    n = h.shape[0]
+    lam = mean_diag = 0.0
+    for attempt in range(8):
+        if attempt:
+            h = build().to(torch.float64)
+        h[dead, dead] = 1.0
+        if attempt == 0:
+            mean_diag = float(torch.diagonal(h).mean())
+            lam = damp * (mean_diag if mean_diag > 0 else 1.0)
+        torch.diagonal(h).add_(lam)  # == h + λI: off-diagonal entries gain an exact 0.0
+        chol, info = torch.linalg.cholesky_ex(h)
+        if int(info) == 0:
+            del h
+            hinv = _inverse_from_cholesky(chol)
+            del chol
+            up, info2 = torch.linalg.cholesky_ex(hinv, upper=True)
+            del hinv
+            if int(info2) == 0:
+                return dead, up.to(torch.float32)
+            del up
+        else:
+            del h, chol
+        lam = lam * 10 if lam > 0 else 1e-6 * max(mean_diag, 1.0)
+    raise ValueError(f"H ({n}x{n}) is not positive definite even after heavy damping")
+
+
 def gptq(
     w: torch.Tensor,
     h: torch.Tensor,
@@ -115,16 +172,32 @@ def gptq(
     grid: GridFn = minmax_grid,
 ) -> QuantResult:
     """Quantize W [out, in] given H [in, in] (= 2·XᵀX) with GPTQ error feedback."""
-    w = w.to(torch.float32).clone()
-    rows, cols = w.shape
+    cols = w.shape[1]
     if h.shape != (cols, cols):
         raise ValueError(f"H has shape {tuple(h.shape)}, expected {(cols, cols)}")
-    gs = _effective_group(group_size, cols)
     h = h.to(torch.float64).clone()
     dead = torch.diagonal(h) == 0
     h[dead, dead] = 1.0
-    w[:, dead] = 0.0
     hinv = _hinv_upper(h, damp).to(torch.float32)
+    return gptq_rows(w, hinv, dead, bits, group_size, block_size=block_size, grid=grid)
+
+
+def gptq_rows(
+    w: torch.Tensor,
+    hinv: torch.Tensor,
+    dead: torch.Tensor,
+    bits: int,
+    group_size: int,
+    *,
+    block_size: int = 128,
+    grid: GridFn = minmax_grid,
+) -> QuantResult:
+    """GPTQ of W [rows, in] given the float32 upper Cholesky factor of H⁻¹ and H's dead
+    columns. Rows are independent given H⁻¹, so a block of rows gives those rows' result."""
+    w = w.to(torch.float32).clone()
+    rows, cols = w.shape
+    gs = _effective_group(group_size, cols)
+    w[:, dead] = 0.0
     # Block boundaries aligned with group starts, so each group's grid is taken from
     # fully error-updated weights.
     if gs <= block_size:

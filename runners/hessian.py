@@ -14,6 +14,11 @@ gathered sequentially in forward order, and the functional metric is perplexity
 (exp of the mean next-token NLL) on the held-out texts: before, after GPTQ, after RTN.
 Without a runnable config/tokenizer (a bare .safetensors file), X are seeded Gaussian
 inputs and no functional metric is given.
+
+Memory: per matrix, H⁻¹ is factored once in float64 (about two in×in float64 arrays at
+the peak, `runners.gptq.hinv_upper_lean`), then W is read and quantized in blocks of rows
+(runners.stream); only reconstructions the functional metric applies are kept, so on a
+bare file the peak follows the largest matrix, not the model.
 """
 
 from __future__ import annotations
@@ -27,20 +32,19 @@ import torch
 
 from runners.base import Measurement, Param, ProgressFn
 from runners.common import bits_param, group_param, selected
-from runners.gptq import QuantResult, dequantize, gptq, rtn
+from runners.gptq import QuantResult, dequantize, gptq_rows, hinv_upper_lean, rtn
 from runners.measure import (
     CompressedMatrix,
     ReconstructionDigest,
     fp16_bytes,
     from_fp16_bytes,
-    matrix_row,
-    output_cosine,
     pack_bits,
     summarize,
     unpack_bits,
 )
 from runners.minilm import BertEncoder, folder_kind, model_folder
-from runners.model import ModelSource
+from runners.model import ModelSource, TensorInfo
+from runners.stream import RunningCosine, block_row, row_blocks
 from runners.texts import HELDOUT, TEXTS
 from runners.texts import subject as texts_subject
 
@@ -155,20 +159,21 @@ class HessianRunner:
             )
         total = len(infos)
         for k, info in enumerate(infos):
-            w = model.load(info)
             ename = _enc_name(encoder, info.name) if encoder is not None else None
             if encoder is not None and ename is not None:
                 x_seq = _capture_one(encoder, ename, gptq_w)
                 x_eval = x_orig[ename]
             else:
-                x_seq = x_eval = _gaussian_inputs(w.shape[1])
+                x_seq = x_eval = _gaussian_inputs(info.shape[1])
             calib_hash.update(x_seq.contiguous().numpy().tobytes())
-            row, g, r = _gptq_row(info, w, x_seq, x_eval, ename is not None, bits, gs, damp)
+            keep = ename is not None  # only the encoder runs need the reconstructions
+            row, g_hat, r_hat = _gptq_matrix(
+                model, info, x_seq, x_eval, keep, bits, gs, damp, digest, keep
+            )
             rows.append(row)
-            digest.update(g.w_hat)
-            if ename is not None:
-                gptq_w[ename] = g.w_hat
-                rtn_w[ename] = r.w_hat
+            if ename is not None and g_hat is not None and r_hat is not None:
+                gptq_w[ename] = g_hat
+                rtn_w[ename] = r_hat
             elif encoder is not None:
                 gaussian_rows.append(info.name)
             progress(info.name, k + 1, total)
@@ -221,13 +226,6 @@ class HessianRunner:
         return Measurement(metrics, rows, digest.hexdigest(), extra)
 
 
-def _flat_cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Cosine of two tensors as flat vectors."""
-    from runners.measure import cosine
-
-    return cosine(a, b)
-
-
 def _enc_name(encoder: BertEncoder, file_key: str) -> str | None:
     """The encoder's weight name for a file key, if it is one of its linear layers."""
     name = file_key.removeprefix("bert.")
@@ -270,28 +268,67 @@ def _fallback_reason(kind: str) -> str:
     }.get(kind, "synthetic Gaussian inputs")
 
 
-def _gptq_row(
-    info: Any,
-    w: torch.Tensor,
+def _gptq_matrix(
+    model: ModelSource,
+    info: TensorInfo,
     x_seq: torch.Tensor,
     x_eval: torch.Tensor,
     activations: bool,
     bits: int,
     gs: int,
     damp: float,
-) -> tuple[dict[str, Any], CompressedMatrix, CompressedMatrix]:
-    """GPTQ with H = 2·XᵀX (float64) and RTN on the same grid, both packed and rebuilt, and
-    the matrix's row: GPTQ figures measured on `x_eval`, RTN's beside them."""
-    x64 = x_seq.to(torch.float64)
-    h = 2.0 * (x64.T @ x64)
-    g, r = compress(gptq(w, h, bits, gs, damp=damp)), compress(rtn(w, bits, gs))
-    row = matrix_row(info, w, g, x_eval)
+    digest: ReconstructionDigest,
+    keep: bool,
+) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
+    """GPTQ with H = 2·XᵀX (float64) and RTN on the same grid, both packed and rebuilt; the
+    matrix's row (GPTQ figures measured on `x_eval`, RTN's beside them), the GPTQ
+    reconstruction fed to `digest`, and both reconstructions when `keep`.
+
+    H⁻¹ is factored once (`hinv_upper_lean`); then W is read, quantized and measured in
+    blocks of rows (GPTQ rows are independent given H⁻¹), so a large matrix is never held
+    whole with its codes and reconstructions. One block (every matrix of the default model
+    and SmolLM2) is the whole-matrix computation.
+    """
+
+    def build() -> torch.Tensor:
+        x64 = x_seq.to(torch.float64)
+        return (x64.T @ x64).mul_(2.0)  # == 2.0 * (XᵀX), without a second in×in array
+
+    dead, hinv = hinv_upper_lean(build, damp)
+    rows_n, cols = info.shape
+    blocks = row_blocks(rows_n, cols, unit=8)  # whole packed bytes per block
+    one = len(blocks) == 1
+    sizes: dict[str, int] = {}
+    cos_g, cos_r, out_g, out_r = RunningCosine(), RunningCosine(), RunningCosine(), RunningCosine()
+    g_full = torch.empty(rows_n, cols) if keep and not one else None
+    r_full = torch.empty(rows_n, cols) if keep and not one else None
+    g_hat = r_hat = None
+    for r0, r1 in blocks:
+        w = model.load(info) if one else model.load_rows(info, r0, r1)
+        g = compress(gptq_rows(w, hinv, dead, bits, gs))
+        r = compress(rtn(w, bits, gs))
+        for k, v in g.parts.items():
+            sizes[k] = sizes.get(k, 0) + len(v)
+        cos_g.update(w, g.w_hat)
+        cos_r.update(w, r.w_hat)
+        out_g.update(x_eval @ w.T, x_eval @ g.w_hat.T)
+        out_r.update(x_eval @ w.T, x_eval @ r.w_hat.T)
+        digest.update(g.w_hat)
+        if one:
+            g_hat, r_hat = (g.w_hat, r.w_hat) if keep else (None, None)
+        elif g_full is not None and r_full is not None:
+            g_full[r0:r1] = g.w_hat
+            r_full[r0:r1] = r.w_hat
+        del w, g, r
+    if not one:
+        g_hat, r_hat = g_full, r_full
+    row = block_row(info, sizes, cos_g.value(), out_g.value())
     row["method"] = "gptq"
-    row["cos_rtn"] = _flat_cos(w, r.w_hat)
-    row["layer_out_cos_rtn"] = output_cosine(x_eval, w, r.w_hat)
+    row["cos_rtn"] = cos_r.value()
+    row["layer_out_cos_rtn"] = out_r.value()
     row["calib_rows"] = int(x_seq.shape[0])
     row["calib"] = "activations" if activations else "gaussian"
-    return row, g, r
+    return row, g_hat, r_hat
 
 
 def _measure_causal(
@@ -330,7 +367,6 @@ def _measure_causal(
     gaussian_rows: list[str] = []
     tokens = 0
     for k, info in enumerate(infos):
-        w = model.load(info)
         mname = mod_of[info.name]
         if mname is not None:
             got = lm.capture(TEXTS, [mname], overrides=gptq_w, stop_after=mname, strict=False)
@@ -341,15 +377,17 @@ def _measure_causal(
             x_eval = x_orig.get(mname, x_seq)
             tokens = max(tokens, int(x_seq.shape[0]))
         else:
-            x_seq = x_eval = _gaussian_inputs(w.shape[1])
+            x_seq = x_eval = _gaussian_inputs(info.shape[1])
             gaussian_rows.append(info.name)
         calib_hash.update(x_seq.contiguous().numpy().tobytes())
-        row, g, r = _gptq_row(info, w, x_seq, x_eval, mname is not None, bits, gs, damp)
+        keep = mname is not None
+        row, g_hat, r_hat = _gptq_matrix(
+            model, info, x_seq, x_eval, keep, bits, gs, damp, digest, keep
+        )
         rows.append(row)
-        digest.update(g.w_hat)
-        if mname is not None:
-            gptq_w[mname] = g.w_hat
-            rtn_w[mname] = r.w_hat
+        if mname is not None and g_hat is not None and r_hat is not None:
+            gptq_w[mname] = g_hat
+            rtn_w[mname] = r_hat
         progress(info.name, k + 1, len(infos))
     metrics = summarize(rows)
     metrics["cos_min_rtn"] = min(r["cos_rtn"] for r in rows)
