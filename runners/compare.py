@@ -4,7 +4,10 @@
 reader (runners/formats: compressed-tensors, GPTQ/AWQ packed layouts, GGUF, or a plain
 safetensors of dequantized weights with a claimed byte count), tensor by tensor; each
 original tensor is loaded once, compared and dropped (the functional metric alone keeps
-the reconstructions of a model it runs). Metrics:
+the reconstructions of a model it runs). A GPTQ/AWQ matrix larger than one row block
+(runners.stream.ROW_CHUNK_ELEMS values) is read in blocks of 32·k output rows on both
+sides (only those columns of qweight/qzeros/scales), so memory follows the block, not the
+tensor; the digest and the weight cosine are the same as read whole. Metrics:
 
 - bytes on disk per tensor from the file's own header/offsets, every stored part counted
   (packed codes, scales, zero points, g_idx, shapes); `ratio_fp16_effective` = fp16 bytes
@@ -40,6 +43,7 @@ from runners.formats.base import file_record
 from runners.formats.detect import FORMATS
 from runners.formats.signing import find_signatures, read_signature
 from runners.model import ModelSource, TensorInfo, selects
+from runners.stream import row_blocks
 from runners.texts import HELDOUT, TEXTS
 from runners.texts import subject as texts_subject
 
@@ -212,20 +216,46 @@ def _gaussian(in_features: int) -> torch.Tensor:
     return torch.randn(GAUSSIAN_SAMPLES, in_features, generator=gen)
 
 
-def flat_cosine(a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 20) -> float:
+_COS_CHUNK = 1 << 20
+
+
+class _FlatCos:
+    """`flat_cosine` over a tensor fed in pieces, each (but the last) a multiple of `chunk`
+    values: the same chunks, summed in the same order, so the same float."""
+
+    def __init__(self, chunk: int | None = None):
+        """Start with nothing fed (chunk: `_COS_CHUNK` values, read now)."""
+        self.chunk = _COS_CHUNK if chunk is None else chunk
+        self.fed = 0
+        self.dot = self.nx = self.ny = 0.0
+
+    def update(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        """Add the next piece of both tensors."""
+        if self.fed % self.chunk:
+            raise ValueError("only the last piece may end off a chunk boundary")
+        x, y = a.reshape(-1), b.reshape(-1)
+        for i in range(0, x.numel(), self.chunk):
+            xc = x[i : i + self.chunk].to(torch.float64)
+            yc = y[i : i + self.chunk].to(torch.float64)
+            self.dot += float(torch.dot(xc, yc))
+            self.nx += float(torch.dot(xc, xc))
+            self.ny += float(torch.dot(yc, yc))
+        self.fed += x.numel()
+
+    def value(self) -> float:
+        """The cosine (float64, 1.0 for two zeros, 0.0 for one)."""
+        if self.nx == 0 and self.ny == 0:
+            return 1.0
+        if self.nx == 0 or self.ny == 0:
+            return 0.0
+        return max(-1.0, min(1.0, self.dot / math.sqrt(self.nx * self.ny)))
+
+
+def flat_cosine(a: torch.Tensor, b: torch.Tensor, chunk: int | None = None) -> float:
     """`runners.measure.cosine` (float64, 1.0 for two zeros) in chunks: no full float64 copies."""
-    x, y = a.reshape(-1), b.reshape(-1)
-    dot = nx = ny = 0.0
-    for i in range(0, x.numel(), chunk):
-        xc, yc = x[i : i + chunk].to(torch.float64), y[i : i + chunk].to(torch.float64)
-        dot += float(torch.dot(xc, yc))
-        nx += float(torch.dot(xc, xc))
-        ny += float(torch.dot(yc, yc))
-    if nx == 0 and ny == 0:
-        return 1.0
-    if nx == 0 or ny == 0:
-        return 0.0
-    return max(-1.0, min(1.0, dot / math.sqrt(nx * ny)))
+    acc = _FlatCos(chunk)
+    acc.update(a, b)
+    return acc.value()
 
 
 def _layer_out_cos(x: torch.Tensor, w: torch.Tensor, w_hat: torch.Tensor) -> float:
@@ -304,6 +334,22 @@ class CompareRunner:
             if info.dtype not in _FLOAT:
                 not_compared.append({"name": info.name, "reason": f"integer tensor ({info.dtype})"})
                 continue
+            blocks = _row_blocks(ckpt, cname, info)
+            if blocks is not None:  # a large matrix: both sides read block by block
+                x = None
+                if info.name in counted_names:
+                    x = calib.get(info.name)
+                    if x is None:
+                        x = _gaussian(info.shape[1])
+                        gaussian_rows.append(info.name)
+                    calib_hash.update(x.contiguous().numpy().tobytes())
+                row, w_hat = _streamed_row(
+                    model, info, ckpt, cname, blocks, x, digest, info.name in pnames
+                )
+                rows.append(row)
+                if w_hat is not None:
+                    overrides[pnames[info.name]] = w_hat
+                continue
             rec = ckpt.load(cname)
             if tuple(rec.w_hat.shape) != tuple(info.shape):
                 not_compared.append(
@@ -357,6 +403,75 @@ class CompareRunner:
             "renamed": {k: v for k, v in mapping.items() if k != v},
         }
         return Measurement(metrics, rows, "sha256:" + digest.hexdigest(), extra)
+
+
+def _row_blocks(ckpt: Checkpoint, cname: str, info: TensorInfo) -> list[tuple[int, int]] | None:
+    """Row blocks for a matrix the checkpoint reads in rows, when it spans several blocks.
+
+    Blocks start on multiples of 32 rows (whole packed words) and of `_COS_CHUNK` values,
+    so the weight cosine sums the very chunks `flat_cosine` sums for the whole tensor.
+    """
+    if info.dtype not in _FLOAT or len(info.shape) != 2:
+        return None
+    if ckpt.row_shape(cname) != tuple(info.shape):
+        return None
+    rows, cols = info.shape
+    blocks = row_blocks(rows, cols, unit=math.lcm(32 * cols, _COS_CHUNK))
+    return blocks if len(blocks) > 1 else None
+
+
+def _streamed_row(
+    model: ModelSource,
+    info: TensorInfo,
+    ckpt: Checkpoint,
+    cname: str,
+    blocks: list[tuple[int, int]],
+    x: torch.Tensor | None,
+    digest: Any,
+    keep: bool,
+) -> tuple[dict[str, Any], torch.Tensor | None]:
+    """`_row` (+ layer_out_cos when `x` is given) for one matrix read in row blocks from both
+    sides; the reconstruction is fed to `digest` block by block and returned when `keep`."""
+    rows, cols = info.shape
+    cos = _FlatCos()
+    full = torch.empty(rows, cols) if keep else None
+    dev = devices.current()
+    xd = x.to(dev) if x is not None else None
+    outs = (torch.empty(x.shape[0], rows), torch.empty(x.shape[0], rows)) if x is not None else None
+    rec: Any = None
+    for r0, r1 in blocks:
+        rec = ckpt.load_rows(cname, r0, r1)
+        if not torch.isfinite(rec.w_hat).all():
+            raise InputError(f"compressed tensor {cname} holds NaN or infinite values")
+        w = model.load_rows(info, r0, r1)
+        cos.update(w, rec.w_hat)
+        if xd is not None and outs is not None:
+            outs[0][:, r0:r1] = (xd @ w.to(dev).T).cpu()
+            outs[1][:, r0:r1] = (xd @ rec.w_hat.to(dev).T).cpu()
+        digest.update(rec.w_hat.contiguous().numpy())
+        if full is not None:
+            full[r0:r1] = rec.w_hat
+        del w
+    n = info.numel
+    row = {
+        "name": info.name,
+        "compressed_name": cname,
+        "kind": info.kind,
+        "shape": list(info.shape),
+        "params": n,
+        "scheme": rec.scheme,
+        "bytes_fp16": 2 * n,
+        "bytes_stored": rec.nbytes,
+        "bytes_by_part": dict(rec.parts),
+        "ratio": 2 * n / rec.nbytes if rec.nbytes else None,
+        "bits_per_weight": 8.0 * rec.nbytes / n,
+        "cos": cos.value(),
+        "counted": False,
+    }
+    if outs is not None:
+        row["layer_out_cos"] = flat_cosine(outs[0], outs[1])
+        row["counted"] = True
+    return row, full
 
 
 def _row(info: TensorInfo, cname: str, w: torch.Tensor, rec: Any) -> dict[str, Any]:

@@ -189,6 +189,16 @@ class Checkpoint(ABC):
     def load(self, name: str) -> Reconstruction:
         """The float32 reconstruction of original tensor `name`."""
 
+    def row_shape(self, name: str) -> tuple[int, ...] | None:
+        """The [out, in] shape of `name` when `load_rows` can read it in row blocks, else None
+        (the reader then only reconstructs whole tensors)."""
+        return None
+
+    def load_rows(self, name: str, r0: int, r1: int) -> Reconstruction:
+        """Rows r0:r1 of the reconstruction of `name` (r0, r1 multiples of 32 or the end),
+        with the whole tensor's byte counts; only where `row_shape` is not None."""
+        raise NotImplementedError(f"{self.format} reader has no row-block access")
+
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Format, scheme and settings, for the statement."""
@@ -215,6 +225,15 @@ class SafetensorsIndex:
         try:
             with safe_open(str(path), framework="pt") as f:
                 return f.get_tensor(name)
+        except Exception as exc:
+            raise InputError(f"cannot read tensor {name}: {exc}", path=path) from exc
+
+    def get_cols(self, name: str, c0: int, c1: int) -> torch.Tensor:
+        """Columns c0:c1 of a stored 2-D tensor (the file is mapped for this read only)."""
+        path = self.where[name]
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return f.get_slice(name)[:, c0:c1]
         except Exception as exc:
             raise InputError(f"cannot read tensor {name}: {exc}", path=path) from exc
 

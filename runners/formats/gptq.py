@@ -174,11 +174,48 @@ class PackedCheckpoint(Checkpoint):
             )
         raise KeyError(name)
 
-    def _dequantize(self, module: str) -> Reconstruction:
-        """W [out, in] float32 from qweight/qzeros/scales(/g_idx)."""
+    def row_shape(self, name: str) -> tuple[int, ...] | None:
+        """[out, in] of a packed module's weight (from the headers), else None."""
+        module = name.removesuffix(".weight")
+        if not name.endswith(".weight") or module not in self._modules:
+            return None
+        scales = self._by_name[f"{module}.scales"].shape
+        g_idx = self._by_name.get(f"{module}.g_idx")
+        if len(scales) != 2:
+            return None
+        if self.method == "awq":
+            in_f = self._by_name[f"{module}.qweight"].shape[0]
+        elif g_idx is not None and len(g_idx.shape) == 1:
+            in_f = g_idx.shape[0]
+        else:
+            in_f = self._by_name[f"{module}.qweight"].shape[0] * 32 // self.bits
+        return (scales[1], in_f)
+
+    def load_rows(self, name: str, r0: int, r1: int) -> Reconstruction:
+        """Rows r0:r1 (output channels) of a packed module's W, reading only their columns
+        of qweight/qzeros/scales; r0 is a multiple of 32, so every packed word starts there."""
+        if self.row_shape(name) is None:
+            raise KeyError(name)
+        if r0 % 32:
+            raise ValueError(f"row block must start at a multiple of 32, got {r0}")
+        return self._dequantize(name.removesuffix(".weight"), (r0, r1))
+
+    def _dequantize(self, module: str, rows: tuple[int, int] | None = None) -> Reconstruction:
+        """W [out, in] float32 from qweight/qzeros/scales(/g_idx); only rows r0:r1 if given
+        (then only those output columns of the stored tensors are read)."""
+        if rows is None:
+            get = self.index.get
+            qweight, qzeros = get(f"{module}.qweight"), get(f"{module}.qzeros")
+            scales = get(f"{module}.scales").to(torch.float32)
+        else:
+            r0, r1 = rows
+            per = 8 if self.method == "awq" else 1  # AWQ packs 8 output columns per word
+            zb = 4 if self.method == "awq" else self.bits  # bits per zero along outputs
+            cols = self.index.get_cols
+            qweight = cols(f"{module}.qweight", r0 // per, -(-r1 // per))
+            qzeros = cols(f"{module}.qzeros", r0 * zb // 32, -(-r1 * zb // 32))
+            scales = cols(f"{module}.scales", r0, r1).to(torch.float32)
         get = self.index.get
-        qweight, qzeros = get(f"{module}.qweight"), get(f"{module}.qzeros")
-        scales = get(f"{module}.scales").to(torch.float32)
         groups, out_f = scales.shape
         parts = {f"{module}.{p}": self._by_name[f"{module}.{p}"].nbytes for p in PARTS[:3]}
         if self.method == "awq":
