@@ -34,6 +34,7 @@ bench: setup
 	$(PY) tests/benchmarks/bench_runners.py
 	$(PY) tests/benchmarks/bench_memory.py
 	$(PY) tests/benchmarks/bench_compare.py
+	$(PY) tests/benchmarks/bench_streaming.py --max-matrices hessian=2,compare=16
 	$(PY) tests/benchmarks/bench_tui.py
 	$(PY) tests/benchmarks/bench_witness.py
 

@@ -70,8 +70,9 @@ def run_child(original: str, compressed: Path, functional: bool) -> dict[str, An
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def write_gptq_of(original: Path, out_dir: Path) -> Path:
-    """A 4-bit GPTQ-layout (group 128, AutoGPTQ v1 zeros) copy of a synthetic file, streamed."""
+def write_gptq_of(original: Path, out_dir: Path, limit: int | None = None) -> Path:
+    """A 4-bit GPTQ-layout (group 128, AutoGPTQ v1 zeros) copy of a synthetic file, streamed
+    (of its first `limit` tensors only, when given)."""
     import numpy as np
     import torch
     from safetensors import safe_open
@@ -82,7 +83,7 @@ def write_gptq_of(original: Path, out_dir: Path) -> Path:
     if done.is_file():
         return out_dir
     with safe_open(str(original), framework="pt") as f:
-        names = list(f.keys())
+        names = list(f.keys())[:limit]
         shapes = {n: f.get_slice(n).get_shape() for n in names}
     bits, gs = 4, 128
     header: dict[str, Any] = {}
