@@ -41,3 +41,26 @@ def test_hessian_reports_perplexity_before_and_after_on_smollm2(smollm2: ModelSo
     assert m["n_matrices"] == 1
     assert m["ppl_before"] > 1 and m["ppl_after_gptq"] > 1 and m["ppl_after_rtn"] > 1
     assert "Q4_1" in st["predicate"]["model"]["reference"]
+
+
+def test_hessian_gptq_perplexity_before_and_after_on_smollm2_mlp(smollm2: ModelSource) -> None:
+    """GPTQ (4-bit, group 128) on the MLP matrices of the first two decoder layers (6
+    matrices, sequential calibration on the built-in texts): perplexity before, after GPTQ
+    and after RTN recorded, finite, and GPTQ's within a sane factor of the original's."""
+    import math
+
+    params = {"matrices": r"re:^model\.layers\.[01]\.mlp\.(gate|up|down)_proj\.weight$"}
+    st = run_runner(get_runner("hessian"), smollm2, params)
+    validate_statement(st)
+    pred = st["predicate"]
+    m = pred["metrics"]
+    assert m["n_matrices"] == 6
+    assert pred["functional"]["metric"] == "perplexity"
+    assert pred["functional"]["matrices_applied"] == 6
+    assert pred["calibration"]["kind"] == "activations" and pred["calibration"]["sequential"]
+    for key in ("ppl_before", "ppl_after_gptq", "ppl_after_rtn", "ppl_before_calib"):
+        assert math.isfinite(m[key]) and m[key] > 1, key
+    assert 5 < m["ppl_before"] < 1000
+    assert 1 / 1.1 < m["ppl_ratio"] < 1.5  # 4-bit GPTQ on 6 of 210 matrices: a small change
+    assert m["ppl_ratio"] <= m["ppl_ratio_rtn"] * 1.05  # GPTQ no worse than rounding
+    assert pred["determinism"]["delta"] == 0 and pred["determinism"]["digests_equal"]
