@@ -44,7 +44,7 @@ from runners.measure import (
 )
 from runners.minilm import BertEncoder, folder_kind, model_folder
 from runners.model import ModelSource, TensorInfo
-from runners.stream import RunningCosine, block_row, row_blocks
+from runners.stream import RowSample, RunningCosine, block_row, row_blocks
 from runners.texts import HELDOUT, TEXTS
 from runners.texts import subject as texts_subject
 
@@ -300,11 +300,13 @@ def _gptq_matrix(
     one = len(blocks) == 1
     sizes: dict[str, int] = {}
     cos_g, cos_r, out_g, out_r = RunningCosine(), RunningCosine(), RunningCosine(), RunningCosine()
+    sample = RowSample(rows_n, cols)
     g_full = torch.empty(rows_n, cols) if keep and not one else None
     r_full = torch.empty(rows_n, cols) if keep and not one else None
     g_hat = r_hat = None
     for r0, r1 in blocks:
         w = model.load(info) if one else model.load_rows(info, r0, r1)
+        sample.update(r0, w)
         g = compress(gptq_rows(w, hinv, dead, bits, gs))
         r = compress(rtn(w, bits, gs))
         for k, v in g.parts.items():
@@ -322,7 +324,7 @@ def _gptq_matrix(
         del w, g, r
     if not one:
         g_hat, r_hat = g_full, r_full
-    row = block_row(info, sizes, cos_g.value(), out_g.value())
+    row = block_row(info, sizes, cos_g.value(), out_g.value(), sample)
     row["method"] = "gptq"
     row["cos_rtn"] = cos_r.value()
     row["layer_out_cos_rtn"] = out_r.value()

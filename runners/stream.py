@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ledger.ratedistortion import bound_ratio
+from ledger.ratedistortion import bound_ratio, slb_bits
 from runners.measure import ReconstructionDigest, matrix_row, scalar_compress
+from runners.physics import MAX_WEIGHTS, SUBSETS, data_bound
 
 if TYPE_CHECKING:
     from runners.model import ModelSource, TensorInfo
@@ -76,6 +77,37 @@ class RunningCosine:
         return float(torch.clamp(dot / (nx * ny), -1.0, 1.0))
 
 
+class RowSample:
+    """The rows `runners.physics.sample_rows` takes of a matrix, gathered from its row blocks
+    (the data-dependent bound is estimated on them, as for the whole matrix)."""
+
+    def __init__(self, rows: int, cols: int):
+        """Which rows: every row of a small matrix, else `sample_rows`' evenly spaced ones."""
+        keep = max(SUBSETS, MAX_WEIGHTS // max(1, cols))
+        self.rows = rows
+        self.index = None if rows <= keep else torch.linspace(0, rows - 1, keep).round().long()
+        self._parts: list[torch.Tensor] = []
+
+    def update(self, r0: int, block: torch.Tensor) -> None:
+        """Keep the sampled rows of the block starting at row r0."""
+        if self.index is None:
+            self._parts.append(block.detach().clone())
+            return
+        sel = self.index[(self.index >= r0) & (self.index < r0 + block.shape[0])] - r0
+        if sel.numel():
+            self._parts.append(block[sel])
+
+    def add_bound(self, row: dict[str, Any]) -> None:
+        """`runners.physics.add_data_bound` of the whole matrix, from the sampled rows."""
+        sample = torch.cat(self._parts) if len(self._parts) > 1 else self._parts[0]
+        db = data_bound(sample)
+        row["rd_data_bound_bits"] = slb_bits(float(row["cos"]), db.gap_bits)
+        row["rd_data_bound_error_bits"] = db.error_bits
+        row["rd_data_gap_bits"] = db.gap_bits
+        if self.index is not None:
+            row["rd_data_bound_rows"] = int(sample.shape[0])
+
+
 def keeps_reconstructions(model: ModelSource) -> bool:
     """Whether a functional metric will run the model (BERT encoder or causal LM folder), so
     the reconstructions must be kept for it; otherwise each is dropped once measured."""
@@ -112,9 +144,11 @@ def scalar_matrix(
         return matrix_row(info, w, cm, x), (cm.w_hat if keep else None)
     sizes: dict[str, int] = {}
     cos, out_cos = RunningCosine(), RunningCosine()
+    sample = RowSample(rows, cols)
     full = torch.empty(rows, cols) if keep else None
     for r0, r1 in blocks:
         w = model.load_rows(info, r0, r1)
+        sample.update(r0, w)
         cm = scalar_compress(w, bits, group_size, 0)
         if on_parts is not None:
             on_parts(cm.parts)
@@ -127,11 +161,16 @@ def scalar_matrix(
         if full is not None:
             full[r0:r1] = cm.w_hat
         del w, cm
-    return block_row(info, sizes, cos.value(), out_cos.value() if x is not None else None), full
+    out = out_cos.value() if x is not None else None
+    return block_row(info, sizes, cos.value(), out, sample), full
 
 
 def block_row(
-    info: TensorInfo, sizes: dict[str, int], cos: float, layer_out_cos: float | None
+    info: TensorInfo,
+    sizes: dict[str, int],
+    cos: float,
+    layer_out_cos: float | None,
+    sample: RowSample,
 ) -> dict[str, Any]:
     """`runners.measure.matrix_row` from byte counts and cosines (same keys, same order)."""
     n = info.numel
@@ -151,4 +190,5 @@ def block_row(
     if layer_out_cos is not None:
         row["layer_out_cos"] = layer_out_cos
     row["rd_gaussian_ratio"] = bound_ratio(cos)
+    sample.add_bound(row)
     return row

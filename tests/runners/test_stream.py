@@ -238,3 +238,19 @@ def test_compare_runner_streamed_equals_whole(
         assert ra["cos"] == rb["cos"]
         _close(ra, rb, rel=1e-6)
     _close(a["metrics"], b["metrics"], rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(600, 4096), (40, 64)])
+def test_row_sample_gives_the_whole_matrix_data_bound(shape: tuple[int, int]) -> None:
+    from runners.physics import add_data_bound
+
+    w = torch.randn(*shape, generator=torch.Generator().manual_seed(9))
+    ref: dict = {"cos": 0.99}
+    add_data_bound(ref, w)
+    sample = stream.RowSample(*shape)
+    for r in range(0, shape[0], 56):
+        sample.update(r, w[r : r + 56])
+    got: dict = {"cos": 0.99}
+    sample.add_bound(got)
+    assert got == ref
+    assert ("rd_data_bound_rows" in got) == (shape[0] == 600)
