@@ -18,7 +18,7 @@ from runners.measure import (
     summarize,
 )
 from runners.model import ModelSource
-from runners.stream import keeps_reconstructions, scalar_matrix
+from runners.stream import bound_heap, keeps_reconstructions, scalar_matrix
 
 MATRICES = Param(
     "matrices",
@@ -118,6 +118,7 @@ def scalar_measure(
 
 def _streamed(model: ModelSource, params: dict[str, Any], progress: ProgressFn) -> Measurement:
     """`scalar_measure` without codes kept: row blocks, reconstructions only for the probe."""
+    bound_heap()
     model = selected(model, params)
     calib = Calibration(
         model, params.get("calibration", "activations"), params.get("calib_samples", 256), seed=0

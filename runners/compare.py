@@ -43,7 +43,7 @@ from runners.formats.base import file_record
 from runners.formats.detect import FORMATS
 from runners.formats.signing import find_signatures, read_signature
 from runners.model import ModelSource, TensorInfo, selects
-from runners.stream import row_blocks
+from runners.stream import bound_heap, row_blocks
 from runners.texts import HELDOUT, TEXTS
 from runners.texts import subject as texts_subject
 
@@ -300,6 +300,7 @@ class CompareRunner:
         """Open the compressed checkpoint, compare tensor by tensor, then the functional metric."""
         if not params["compressed"]:
             raise InputError("compare needs --param compressed=PATH (the compressed checkpoint)")
+        bound_heap()
         fmt = params["format"]
         if fmt == "plain" and params["claimed_bytes"] <= 0:
             raise InputError("format=plain needs --param claimed_bytes=N (the artifact's size)")

@@ -108,16 +108,18 @@ SOLVE_COLS = 256  # identity columns solved at a time in `_inverse_from_cholesky
 
 
 def _inverse_from_cholesky(chol: torch.Tensor) -> torch.Tensor:
-    """`torch.cholesky_solve(eye, chol)` a block of identity columns at a time: each column
-    of the solution is its own pair of triangular solves, so only a [n, SOLVE_COLS] slice
-    of the identity (and of LAPACK's copy of it) exists beside the result."""
+    """`torch.cholesky_solve(eye, chol)` (L·Lᵀ·X = I) a block of identity columns at a time,
+    as its two triangular solves (L·Y = I, then Lᵀ·X = Y: what LAPACK's potrs does; equal
+    bit for bit here, tested). Each call of cholesky_solve copies the n×n factor;
+    solve_triangular uses it in place, so only [n, SOLVE_COLS] blocks exist beside X."""
     n = chol.shape[0]
     out = torch.empty(n, n, dtype=chol.dtype)
     for j0 in range(0, n, SOLVE_COLS):
         j1 = min(j0 + SOLVE_COLS, n)
         eye = torch.zeros(n, j1 - j0, dtype=chol.dtype)
         eye[torch.arange(j0, j1), torch.arange(j1 - j0)] = 1.0
-        out[:, j0:j1] = torch.cholesky_solve(eye, chol)
+        y = torch.linalg.solve_triangular(chol, eye, upper=False)
+        out[:, j0:j1] = torch.linalg.solve_triangular(chol.mT, y, upper=True)
     return out
 
 
@@ -129,9 +131,9 @@ def hinv_upper_lean(
 
     `build()` returns a fresh H [in, in]; it is damped in place and dropped once factored
     (a retry with more damping builds it again), and H⁻¹ is solved a block of identity
-    columns at a time. Peak: about two in×in float64 arrays (the Cholesky factor and H⁻¹,
-    then H⁻¹ and its factor) where `gptq` holds about six (its copy of H, the identity,
-    H + λI, both factors and H⁻¹).
+    columns at a time. Peak: about two in×in float64 arrays (H and its Cholesky factor, then
+    the factor and H⁻¹, then H⁻¹ and its factor) where `gptq` holds about six (its copy of
+    H, the identity, H + λI, both factors and H⁻¹).
     """
     h = build().to(torch.float64)
     dead = torch.diagonal(h) == 0

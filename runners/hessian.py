@@ -44,7 +44,7 @@ from runners.measure import (
 )
 from runners.minilm import BertEncoder, folder_kind, model_folder
 from runners.model import ModelSource, TensorInfo
-from runners.stream import RowSample, RunningCosine, block_row, row_blocks
+from runners.stream import RowSample, RunningCosine, block_row, bound_heap, row_blocks
 from runners.texts import HELDOUT, TEXTS
 from runners.texts import subject as texts_subject
 
@@ -130,6 +130,7 @@ class HessianRunner:
         self, model: ModelSource, params: dict[str, Any], progress: ProgressFn
     ) -> Measurement:
         """The measurement proper (see `measure`)."""
+        bound_heap()
         model = selected(model, params)
         infos = [i for i in model.matrix_infos() if len(i.shape) == 2]
         folder = model_folder(model.paths[0])

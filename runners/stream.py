@@ -13,7 +13,9 @@ a multi-block matrix the float64 sums are regrouped (differences ~1e-16 relative
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,34 @@ if TYPE_CHECKING:
     from runners.model import ModelSource, TensorInfo
 
 ROW_CHUNK_ELEMS = 1 << 20  # values per row block: 4 MiB as float32 (read at call time)
+MMAP_THRESHOLD = 1 << 20  # glibc: allocations from 1 MiB up get their own mapping
+_heap_bounded = False
+
+
+def bound_heap() -> None:
+    """Have glibc map every allocation of `MMAP_THRESHOLD` bytes or more on its own and
+    unmap it when freed (mallopt M_MMAP_THRESHOLD; Linux/glibc only, once per process).
+
+    By default glibc raises that threshold to the size of the largest block freed (up to
+    32 MiB), so block-sized tensors then come from the heap, whose freed space interleaved
+    with small live objects is kept: measured on 4096×4096 matrices, RSS climbed by ~15 MiB
+    per row block to ~4x a layer before it levelled. Numbers are unaffected.
+    """
+    global _heap_bounded
+    if _heap_bounded or not sys.platform.startswith("linux"):
+        return
+    _heap_bounded = True
+    try:
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "gnu_get_libc_version"):
+            return  # not glibc (musl ignores mallopt)
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    except (OSError, AttributeError):
+        pass
+
+
+_M_MMAP_THRESHOLD = -3
 
 
 def row_blocks(
