@@ -239,15 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
 
     def show(r: dict[str, Any]) -> None:
-        if not args.json:
-            print(
-                f"{r['case']:<28} {r['runner']:<8} wall {r['wall_s']:>7} s  peak "
-                f"{r['peak_rss_mib']:>7} MiB  base {r['baseline_mib']:>7}  above "
-                f"{r['above_mib']:>7}  largest {r['largest_fp32_mib']:>6}  ratio {r['ratio']}  "
-                f"{r['metrics']}",
-                file=sys.stderr,
-                flush=True,
-            )
+        """One line on stderr as soon as a case is measured (also with --json)."""
+        print(json.dumps(r), file=sys.stderr, flush=True)
 
     if not args.skip_default:
         size = default_model_path().stat().st_size
