@@ -7,7 +7,9 @@ variance the Gaussian is the hardest to compress, and heavy tails or unequal row
 scales allow fewer bits (an honest trellis coder beat it on 13 of MiniLM's 37 matrices).
 
 So a claim is judged as follows (`physics_of`):
-- at or below the Gaussian reference: `within-bound`;
+- at or below the Gaussian reference: `within-bound`, unless it beats a recorded
+  data-dependent bound (below) by more than its error: `implausible` (each matrix's bound at
+  its own cosine can be tighter than the reference at the claim's cos_min);
 - above it, with a data-dependent bound recorded by a runner that had the weights at hand
   (`rate_distortion.data_bound`: the Shannon lower bound under a per-row/column scale
   model, with the entropy estimator's error, see runners/physics.py): `within-data-bound`
@@ -195,6 +197,17 @@ def physics_of(entry: Entry) -> Physics:
         physics.note = f"cos {cos:g}: the Gaussian reference gives no finite ratio to compare with"
         return physics
     if ratio <= bound * (1 + BOUND_SLACK):
+        data = data_bound_of(entry)
+        if data is not None and ratio > data.ratio_with_error * (1 + BOUND_SLACK):
+            # each matrix's bound at its own cos can be tighter than the reference at cos_min
+            physics.status = "implausible"
+            physics.data_bound_ratio = data.ratio_with_error
+            physics.note = (
+                f"ratio {ratio:g} beats the data-dependent bound of its own weights "
+                f"{data.ratio:.3f}x ({data.bits_per_weight:.3f} bits/weight) by more than its "
+                f"error ({data.error_bits:.3f} bits, up to {data.ratio_with_error:.3f}x); "
+                "implausible"
+            )
         return physics
     excess = f"ratio {ratio:g} at cos {cos:g} is above the Gaussian reference {bound:.3f}x"
     marker = structured_marker(entry)

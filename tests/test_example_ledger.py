@@ -12,7 +12,7 @@ from ledger.api import Ledger, open_ledger
 from ledger.evidence import runner_of
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNNERS = {"memory", "static", "pareto", "pq", "proxy", "entropy", "hessian"}
+RUNNERS = {"memory", "static", "pareto", "pq", "proxy", "entropy", "hessian", "ecsq", "tcq"}
 
 
 @pytest.fixture(scope="module")

@@ -131,3 +131,14 @@ def test_old_metric_names_stay_readable(ledger: Ledger) -> None:
     )
     assert evaluate(policy, [old]).go
     assert with_aliases({"layer_out_cos_min": 0.9})["out_cos"] == 0.9
+
+
+def test_below_the_reference_but_beyond_its_own_data_bound_is_implausible(ledger: Ledger) -> None:
+    """The bound of each matrix at its own cosine can be tighter than the Gaussian reference
+    at cos_min: a claim under the reference that beats it by more than its error is flagged."""
+    ref = bound_ratio(COS)
+    block = {"bits_per_weight": 16 / (0.8 * ref), "error_bits": 0.01}  # bound at 0.8x the ref
+    [under, over] = add(ledger, _claim(0.75 * ref, block), _claim(0.95 * ref, block))
+    assert physics_of(under).status == "within-bound"
+    beyond = physics_of(over)
+    assert beyond.status == "implausible" and "its own weights" in beyond.note
