@@ -324,6 +324,16 @@ class CompareRunner:
         rows, not_compared, overrides = [], [], {}
         digest = hashlib.sha256()  # over the float32 reconstructions, in file order
         calib_hash = hashlib.sha256()
+
+        def calib_input(info: TensorInfo) -> torch.Tensor:
+            """The matrix's calibration inputs (Gaussian where none were captured), hashed."""
+            x = calib.get(info.name)
+            if x is None:
+                x = _gaussian(info.shape[1])
+                gaussian_rows.append(info.name)
+            calib_hash.update(x.contiguous().numpy().tobytes())
+            return x
+
         gaussian_rows: list[str] = []
         counted_names = {t.name for t in counted}
         total = len(infos)
@@ -337,13 +347,7 @@ class CompareRunner:
                 continue
             blocks = _row_blocks(ckpt, cname, info)
             if blocks is not None:  # a large matrix: both sides read block by block
-                x = None
-                if info.name in counted_names:
-                    x = calib.get(info.name)
-                    if x is None:
-                        x = _gaussian(info.shape[1])
-                        gaussian_rows.append(info.name)
-                    calib_hash.update(x.contiguous().numpy().tobytes())
+                x = calib_input(info) if info.name in counted_names else None
                 row, w_hat = _streamed_row(
                     model, info, ckpt, cname, blocks, x, digest, info.name in pnames
                 )
@@ -365,11 +369,7 @@ class CompareRunner:
             w = model.load(info)
             row = _row(info, cname, w, rec)
             if info.name in counted_names:
-                x = calib.get(info.name)
-                if x is None:
-                    x = _gaussian(w.shape[1])
-                    gaussian_rows.append(info.name)
-                calib_hash.update(x.contiguous().numpy().tobytes())
+                x = calib_input(info)
                 row["layer_out_cos"] = _layer_out_cos(x, w, rec.w_hat)
                 row["counted"] = True
             rows.append(row)

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,15 +287,7 @@ class ModelSource:
 
     def load(self, info: TensorInfo) -> torch.Tensor:
         """One tensor as float32 (memory-mapped read of just that tensor)."""
-        try:
-            with safe_open(str(info.file), framework="pt") as f:
-                t = f.get_tensor(info.name)
-        except Exception as exc:
-            raise InputError(f"cannot read tensor {info.name}: {exc}", path=info.file) from exc
-        t = t.to(torch.float32)
-        if not torch.isfinite(t).all():
-            raise InputError(f"tensor {info.name} holds NaN or infinite values", path=info.file)
-        return t
+        return self._read(info, lambda f: f.get_tensor(info.name))
 
     def load_rows(self, info: TensorInfo, r0: int, r1: int) -> torch.Tensor:
         """Rows r0:r1 of a 2-D tensor as float32, read alone (`safe_open(...).get_slice`).
@@ -303,9 +295,14 @@ class ModelSource:
         The file is opened (memory-mapped) for this block only, so the pages read are
         unmapped again before the next block: peak memory follows the block, not the file.
         """
+        return self._read(info, lambda f: f.get_slice(info.name)[r0:r1])
+
+    @staticmethod
+    def _read(info: TensorInfo, get: Callable[[Any], torch.Tensor]) -> torch.Tensor:
+        """`get(opened file)` as float32, with one-line errors for unreadable or non-finite."""
         try:
             with safe_open(str(info.file), framework="pt") as f:
-                t = f.get_slice(info.name)[r0:r1]
+                t = get(f)
         except Exception as exc:
             raise InputError(f"cannot read tensor {info.name}: {exc}", path=info.file) from exc
         t = t.to(torch.float32)
