@@ -54,13 +54,18 @@ def _vasicek_bits(z: np.ndarray) -> float:
     return float(_vasicek_rows(z.reshape(1, -1))[0])
 
 
+def sample_index(rows: int, cols: int, max_weights: int = MAX_WEIGHTS) -> torch.Tensor | None:
+    """Evenly spaced row indices of a rows×cols matrix holding at most `max_weights` weights,
+    or None for a matrix small enough to be estimated whole."""
+    keep = max(SUBSETS, max_weights // max(1, cols))
+    return None if rows <= keep else torch.linspace(0, rows - 1, keep).round().long()
+
+
 def sample_rows(w: torch.Tensor, max_weights: int = MAX_WEIGHTS) -> torch.Tensor:
-    """Evenly spaced rows of a 2-D `w` holding at most `max_weights` weights (all of a smaller
-    matrix): the estimate of a large matrix stays cheap and bounded in memory."""
-    keep = max(SUBSETS, max_weights // max(1, w.shape[1]))
-    if w.shape[0] <= keep:
-        return w
-    return w[torch.linspace(0, w.shape[0] - 1, keep).round().long()]
+    """The rows of a 2-D `w` at `sample_index` (all of a smaller matrix): the estimate of a
+    large matrix stays cheap and bounded in memory."""
+    index = sample_index(w.shape[0], w.shape[1], max_weights)
+    return w if index is None else w[index]
 
 
 def data_bound(w: torch.Tensor, seed: int = 0) -> DataBound:
@@ -94,12 +99,17 @@ def add_data_bound(row: dict[str, Any], w: torch.Tensor) -> None:
     """Put matrix `w`'s data-dependent bound at the row's own `cos` into `row` (bits a weight,
     the estimate's error, the gap below the Gaussian reference, rows estimated on)."""
     w2 = w.detach().reshape(w.shape[0], -1)
-    sample = sample_rows(w2)
+    add_sampled_bound(row, sample_rows(w2), w2.shape[0])
+
+
+def add_sampled_bound(row: dict[str, Any], sample: torch.Tensor, rows: int) -> None:
+    """`add_data_bound` from the `sample_rows` of a matrix of `rows` rows (gathered by a
+    caller that streams the matrix in blocks)."""
     db = data_bound(sample)
     row["rd_data_bound_bits"] = slb_bits(float(row["cos"]), db.gap_bits)
     row["rd_data_bound_error_bits"] = db.error_bits
     row["rd_data_gap_bits"] = db.gap_bits
-    if sample.shape[0] != w2.shape[0]:
+    if sample.shape[0] != rows:
         row["rd_data_bound_rows"] = int(sample.shape[0])
 
 

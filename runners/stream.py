@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ledger.ratedistortion import bound_ratio, slb_bits
+from ledger.ratedistortion import bound_ratio
 from runners.measure import ReconstructionDigest, matrix_row, scalar_compress
-from runners.physics import MAX_WEIGHTS, SUBSETS, data_bound
+from runners.physics import add_sampled_bound, sample_index
 
 if TYPE_CHECKING:
     from runners.model import ModelSource, TensorInfo
@@ -113,9 +113,8 @@ class RowSample:
 
     def __init__(self, rows: int, cols: int):
         """Which rows: every row of a small matrix, else `sample_rows`' evenly spaced ones."""
-        keep = max(SUBSETS, MAX_WEIGHTS // max(1, cols))
         self.rows = rows
-        self.index = None if rows <= keep else torch.linspace(0, rows - 1, keep).round().long()
+        self.index = sample_index(rows, cols)
         self._parts: list[torch.Tensor] = []
 
     def update(self, r0: int, block: torch.Tensor) -> None:
@@ -130,12 +129,7 @@ class RowSample:
     def add_bound(self, row: dict[str, Any]) -> None:
         """`runners.physics.add_data_bound` of the whole matrix, from the sampled rows."""
         sample = torch.cat(self._parts) if len(self._parts) > 1 else self._parts[0]
-        db = data_bound(sample)
-        row["rd_data_bound_bits"] = slb_bits(float(row["cos"]), db.gap_bits)
-        row["rd_data_bound_error_bits"] = db.error_bits
-        row["rd_data_gap_bits"] = db.gap_bits
-        if self.index is not None:
-            row["rd_data_bound_rows"] = int(sample.shape[0])
+        add_sampled_bound(row, sample, self.rows)
 
 
 def keeps_reconstructions(model: ModelSource) -> bool:
