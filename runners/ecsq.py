@@ -90,9 +90,7 @@ class EcsqRunner:
             target, planned = state["target"], state.get("plan")
             if gptq:
                 x = state["inputs"]
-                cm = compress_feedback(
-                    w, x, target, params["contexts"], params["damp"], planned=planned
-                )
+                cm = compress_feedback(w, x, target, params["contexts"], params["damp"])
             else:
                 cm, _code = compress(w, target, params["contexts"], thetas, planned=planned)
             return cm, {k: cm.info[k] for k in ("step", "shift", "theta")}

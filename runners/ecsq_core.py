@@ -423,35 +423,24 @@ def compress_near(
     return CompressedMatrix(parts, w_hat, {"step": step, "shift": shift, "theta": 0.5})
 
 
-def feedback_hinv(h: torch.Tensor, damp: float = 0.01) -> torch.Tensor:
-    """Upper Cholesky factor of (H + λI)⁻¹ (float32), dead inputs (zero diagonal) set to 1."""
-    from runners.gptq import _hinv_upper
-
-    h = h.to(torch.float64).clone()
-    dead = torch.diagonal(h) == 0
-    h[dead, dead] = 1.0
-    return _hinv_upper(h, damp).to(torch.float32)
-
-
 def feedback_codes(
-    w: torch.Tensor,
-    h: torch.Tensor | None,
-    step: float,
-    damp: float = 0.01,
-    hinv: torch.Tensor | None = None,
+    w: torch.Tensor, h: torch.Tensor, step: float, damp: float = 0.01
 ) -> torch.Tensor:
     """Integer codes on the uniform grid Δ·Z with GPTQ error feedback (Frantar et al. 2022).
 
     Columns are rounded in order; each column's rounding error, scaled by the upper Cholesky
     factor of (H + λI)⁻¹, is pushed onto the columns not yet rounded, so that ‖X(W − Ŵ)ᵀ‖
     shrinks rather than ‖W − Ŵ‖. No clamping: the grid is unbounded, the coder takes any code.
-    `hinv` (from `feedback_hinv`) saves the factorisation when the same H is used again.
+    Dead inputs (zero diagonal of H) are set to 1 first, as GPTQ does.
     """
+    from runners.gptq import _hinv_upper
+
+    h = h.to(torch.float64).clone()
+    dead = torch.diagonal(h) == 0
+    h[dead, dead] = 1.0
+    hinv = _hinv_upper(h, damp).to(torch.float32)
     w = w.to(torch.float32).clone()
     rows, cols = w.shape
-    if hinv is None:
-        assert h is not None
-        hinv = feedback_hinv(h, damp)
     q = torch.empty(rows, cols)
     block = 128
     prev = torch.get_num_threads()
@@ -476,40 +465,14 @@ def feedback_codes(
     return q.to(torch.int64)
 
 
-def feedback_plan(
-    w: torch.Tensor,
-    x: torch.Tensor | None,
-    target: float,
-    n_classes: int,
-    damp: float = 0.01,
-    hinv: torch.Tensor | None = None,
-    start: float | None = None,
-    prepared: Prepared | None = None,
-) -> EcsqCode:
-    """The codes `compress_feedback` encodes: the ECSQ step for `target` (weight cos, plain
-    rounding), GPTQ-feedback codes on that grid with H = 2·XᵀX (or its `hinv`)."""
-    w = w.to(torch.float32)
-    classes = prepared.classes if prepared is not None else row_classes(w, n_classes)
-    step, _shift, _q = solve_step(w, target, 0.5, start, prepared)
-    h = None
-    if hinv is None:
-        assert x is not None
-        x64 = x.to(torch.float64)
-        h = 2.0 * (x64.T @ x64)
-    q = feedback_codes(w, h, step, damp, hinv)
-    return EcsqCode(tuple(w.shape), step, 0.0, n_classes, classes, q.numpy())  # type: ignore[arg-type]
-
-
 def compress_feedback(
-    w: torch.Tensor,
-    x: torch.Tensor,
-    target: float,
-    n_classes: int,
-    damp: float = 0.01,
-    planned: EcsqCode | None = None,
+    w: torch.Tensor, x: torch.Tensor, target: float, n_classes: int, damp: float = 0.01
 ) -> CompressedMatrix:
     """ECSQ step for `target` (weight cos, plain rounding), then GPTQ-feedback codes on that
-    grid with H = 2·XᵀX; entropy-coded and decoded back like `compress` (`planned`: the
-    code `feedback_plan` already made for this matrix and target)."""
-    code = planned if planned is not None else feedback_plan(w, x, target, n_classes, damp)
+    grid with H = 2·XᵀX; entropy-coded and decoded back like `compress`."""
+    w = w.to(torch.float32)
+    step, _shift, _q = solve_step(w, target, 0.5)
+    x64 = x.to(torch.float64)
+    q = feedback_codes(w, 2.0 * (x64.T @ x64), step, damp)
+    code = EcsqCode(tuple(w.shape), step, 0.0, n_classes, row_classes(w, n_classes), q.numpy())  # type: ignore[arg-type]
     return encode_checked(code, 0.5)

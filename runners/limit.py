@@ -102,7 +102,7 @@ SLOPE_CLAMP = 16.0
 #: re-compressions allowed when a stand-in planner's result misses the goal
 MAX_CORRECTIONS = 2
 
-Built = tuple[ReconstructionDigest, list[dict[str, Any]], dict[str, torch.Tensor], list[Any]]
+Built = tuple[ReconstructionDigest, list[dict[str, Any]], dict[str, torch.Tensor]]
 
 
 def warm_start(state: dict[str, Any], target: float, key: Any) -> float | None:
