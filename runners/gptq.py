@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.linalg import lapack
 
 from runners.measure import fp16_down, fp16_up
 
@@ -159,6 +161,108 @@ def hinv_upper_lean(
             del up
         else:
             del h, chol
+        lam = lam * 10 if lam > 0 else 1e-6 * max(mean_diag, 1.0)
+    raise ValueError(f"H ({n}x{n}) is not positive definite even after heavy damping")
+
+
+GRAM_COLS = 256  # H = 2·XᵀX is formed by `gram_f32` in tiles of GRAM_COLS² (float64 sums)
+MIRROR_COLS = 256  # columns mirrored at a time when symmetrising H⁻¹ in place
+
+
+def gram_f32(x: torch.Tensor, out: np.ndarray | None = None) -> np.ndarray:
+    """H = 2·XᵀX [in, in] as a C-contiguous float32 array, from X [tokens, in].
+
+    Tiles of `GRAM_COLS`×`GRAM_COLS` on and above the diagonal are summed in float64 (from
+    float64 copies of two [tokens, GRAM_COLS] column blocks of X), rounded once to float32
+    and mirrored, so nothing of in×in size exists besides H. `out` (an [in, in] float32
+    C-contiguous array) is filled instead of a new one."""
+    n = x.shape[1]
+    h = np.empty((n, n), dtype=np.float32) if out is None else out
+    ht = torch.from_numpy(h)
+    for j0 in range(0, n, GRAM_COLS):
+        j1 = min(j0 + GRAM_COLS, n)
+        xj = x[:, j0:j1].to(torch.float64)
+        for i0 in range(0, j1, GRAM_COLS):
+            i1 = min(i0 + GRAM_COLS, n)
+            xi = xj if i0 == j0 else x[:, i0:i1].to(torch.float64)
+            tile = (xi.T @ xj).mul_(2.0).to(torch.float32)
+            ht[i0:i1, j0:j1] = tile
+            if i0 != j0:
+                ht[j0:j1, i0:i1] = tile.T
+    return h
+
+
+def _same(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    """LAPACK must have worked on `a` itself (f2py copies a wrongly laid-out array)."""
+    if not np.shares_memory(a, b):
+        raise RuntimeError(f"scipy {what} copied its n×n input (expected in place)")
+
+
+def hinv_upper_inplace(h: np.ndarray, lam: float) -> int:
+    """Overwrite the symmetric C-contiguous float32 H [n, n] with the upper Cholesky factor U
+    of (H + λI)⁻¹ (H⁻¹ = UᵀU, strict lower triangle zeroed), with no second n×n array.
+
+    Only H's upper triangle is read. LAPACK works column-major, so it is given `h.T`
+    (Fortran-contiguous, the same matrix since H is symmetric; its lower triangle is h's
+    upper one): spotrf (lower) → L, spotri (lower) → lower triangle of H⁻¹, mirrored in
+    place a block of columns at a time, then spotrf (lower) of H⁻¹ = L'·L'ᵀ, whose L' in
+    `h.T`'s lower triangle is U = L'ᵀ in h's upper one. Returns 0, or LAPACK's info (not
+    positive definite / singular; h is then garbage).
+    """
+    if h.dtype != np.float32 or not h.flags.c_contiguous or h.shape[0] != h.shape[1]:
+        raise ValueError("h must be a square C-contiguous float32 array")
+    n = h.shape[0]
+    a = h.T  # Fortran-contiguous view
+    np.einsum("ii->i", h)[:] += np.float32(lam)  # == H + λI (off-diagonal unchanged)
+    c, info = lapack.spotrf(a, lower=1, overwrite_a=1, clean=0)
+    _same(c, h, "spotrf")
+    if info != 0:
+        return int(info)
+    c, info = lapack.spotri(c, lower=1, overwrite_c=1)
+    _same(c, h, "spotri")
+    if info != 0:
+        return int(info)
+    # H⁻¹ is in h's upper triangle; copy it onto the lower one, MIRROR_COLS columns at a time.
+    for j0 in range(0, n, MIRROR_COLS):
+        j1 = min(j0 + MIRROR_COLS, n)
+        d = h[j0:j1, j0:j1]
+        il = np.tril_indices(j1 - j0, -1)
+        d[il] = d.T[il]
+        if j1 < n:
+            h[j1:, j0:j1] = h[j0:j1, j1:].T
+    c, info = lapack.spotrf(a, lower=1, overwrite_a=1, clean=0)
+    _same(c, h, "spotrf")
+    if info != 0:
+        return int(info)
+    for j0 in range(0, n, MIRROR_COLS):  # zero the strict lower triangle (unused by GPTQ)
+        j1 = min(j0 + MIRROR_COLS, n)
+        d = h[j0:j1, j0:j1]
+        d[np.tril_indices(j1 - j0, -1)] = 0.0
+        h[j1:, j0:j1] = 0.0
+    return 0
+
+
+def hinv_upper_f32(x: torch.Tensor, damp: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H's dead-column mask, float32 upper Cholesky factor of (H + λI)⁻¹), H = 2·XᵀX from
+    X [tokens, in]: H in float32 (`gram_f32`) factored in place with LAPACK
+    (`hinv_upper_inplace`), so the peak is about one in×in float32 array — half of one
+    float64 array, a quarter of `hinv_upper_lean`'s. Dead columns and λ as in `gptq`
+    (λ = damp·mean(diag H), taken in float64); a retry (not positive definite in float32)
+    rebuilds H into the same array with λ·10. AutoGPTQ also factors in float32.
+    """
+    h = gram_f32(x)
+    dead_np = np.diagonal(h) == 0
+    n = h.shape[0]
+    lam = mean_diag = 0.0
+    for attempt in range(8):
+        if attempt:
+            gram_f32(x, out=h)
+        np.einsum("ii->i", h)[dead_np] = 1.0
+        if attempt == 0:
+            mean_diag = float(np.diagonal(h).astype(np.float64).mean())
+            lam = damp * (mean_diag if mean_diag > 0 else 1.0)
+        if hinv_upper_inplace(h, lam) == 0:
+            return torch.from_numpy(dead_np.copy()), torch.from_numpy(h)
         lam = lam * 10 if lam > 0 else 1e-6 * max(mean_diag, 1.0)
     raise ValueError(f"H ({n}x{n}) is not positive definite even after heavy damping")
 

@@ -15,10 +15,13 @@ gathered sequentially in forward order, and the functional metric is perplexity
 Without a runnable config/tokenizer (a bare .safetensors file), X are seeded Gaussian
 inputs and no functional metric is given.
 
-Memory: per matrix, H⁻¹ is factored once in float64 (about two in×in float64 arrays at
-the peak, `runners.gptq.hinv_upper_lean`), then W is read and quantized in blocks of rows
-(runners.stream); only reconstructions the functional metric applies are kept, so on a
-bare file the peak follows the largest matrix, not the model.
+Memory: per matrix, H⁻¹'s upper Cholesky factor is computed once, then W is read and
+quantized in blocks of rows (runners.stream); only reconstructions the functional metric
+applies are kept, so on a bare file the peak follows the largest matrix, not the model.
+A matrix of up to `FLOAT32_H_ABOVE` values (every matrix of the default model and of
+SmolLM2) has it factored in float64 (about two in×in float64 arrays at the peak,
+`runners.gptq.hinv_upper_lean`); a larger one has H accumulated in float32 and factored in
+place with LAPACK (`runners.gptq.hinv_upper_f32`: one in×in float32 array).
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ import torch
 
 from runners.base import Measurement, Param, ProgressFn
 from runners.common import bits_param, group_param, selected
-from runners.gptq import QuantResult, dequantize, gptq_rows, hinv_upper_lean, rtn
+from runners.gptq import (
+    QuantResult,
+    dequantize,
+    gptq_rows,
+    hinv_upper_f32,
+    hinv_upper_lean,
+    rtn,
+)
 from runners.measure import (
     CompressedMatrix,
     ReconstructionDigest,
@@ -44,12 +54,27 @@ from runners.measure import (
 )
 from runners.minilm import BertEncoder, folder_kind, model_folder
 from runners.model import ModelSource, TensorInfo
-from runners.stream import RowSample, RunningCosine, block_row, bound_heap, row_blocks
+from runners.stream import (
+    RowSample,
+    RunningCosine,
+    block_row,
+    bound_heap,
+    row_blocks,
+    trim_heap,
+)
 from runners.texts import HELDOUT, TEXTS
 from runners.texts import subject as texts_subject
 
 GAUSSIAN_SAMPLES = 512
 GAUSSIAN_SEED = 0
+# A matrix of more values than this gets float32 H and an in-place LAPACK factorisation
+# (`runners.gptq.hinv_upper_f32`); up to it, float64 (`hinv_upper_lean`). The same 2^20 as
+# runners.stream.ROW_CHUNK_ELEMS, above which matrices are read in row blocks.
+FLOAT32_H_ABOVE = 1 << 20
+# Values per row block of such a matrix: a quarter of the streaming default, since H⁻¹'s
+# factor (in² float32) stays resident while GPTQ, RTN, packing and the cosines of a block
+# take ~10x its fp32 size in temporaries (measured: 40 MiB at 2^20 values, 4096 columns).
+LARGE_BLOCK_ELEMS = 1 << 18
 
 
 def compress(q: QuantResult) -> CompressedMatrix:
@@ -89,8 +114,9 @@ class HessianRunner:
 
     name = "hessian"
     # 1.1: perplexity for causal LM folders (was a Gaussian fallback); 1.2: out_cos renamed
-    # layer_out_cos_min, 204 held-out texts, ratio_model
-    version = "1.2.0"
+    # layer_out_cos_min, 204 held-out texts, ratio_model; 1.3: matrices of more than 2^20
+    # values get float32 H factored in place with LAPACK (peak memory; smaller ones unchanged)
+    version = "1.3.0"
     description = (
         "GPTQ-style quantization with error feedback (H = 2·XᵀX from real activations of the "
         "model on built-in texts), on FFN matrices; output cos and sentence-embedding cos "
@@ -281,23 +307,29 @@ def _gptq_matrix(
     digest: ReconstructionDigest,
     keep: bool,
 ) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
-    """GPTQ with H = 2·XᵀX (float64) and RTN on the same grid, both packed and rebuilt; the
-    matrix's row (GPTQ figures measured on `x_eval`, RTN's beside them), the GPTQ
-    reconstruction fed to `digest`, and both reconstructions when `keep`.
+    """GPTQ with H = 2·XᵀX (float64; float32 above `FLOAT32_H_ABOVE` values) and RTN on
+    the same grid, both packed and rebuilt; the matrix's row (GPTQ figures measured on
+    `x_eval`, RTN's beside them), the GPTQ reconstruction fed to `digest`, and both
+    reconstructions when `keep`.
 
-    H⁻¹ is factored once (`hinv_upper_lean`); then W is read, quantized and measured in
-    blocks of rows (GPTQ rows are independent given H⁻¹), so a large matrix is never held
-    whole with its codes and reconstructions. One block (every matrix of the default model
-    and SmolLM2) is the whole-matrix computation.
+    H⁻¹ is factored once (`hinv_upper_lean`, or `hinv_upper_f32` for a large matrix); then
+    W is read, quantized and measured in blocks of rows (GPTQ rows are independent given
+    H⁻¹), so a large matrix is never held whole with its codes and reconstructions. One
+    block (every matrix of the default model and SmolLM2) is the whole-matrix computation.
     """
 
     def build() -> torch.Tensor:
         x64 = x_seq.to(torch.float64)
         return (x64.T @ x64).mul_(2.0)  # == 2.0 * (XᵀX), without a second in×in array
 
-    dead, hinv = hinv_upper_lean(build, damp)
     rows_n, cols = info.shape
-    blocks = row_blocks(rows_n, cols, unit=8)  # whole packed bytes per block
+    large = rows_n * cols > FLOAT32_H_ABOVE
+    if large:
+        dead, hinv = hinv_upper_f32(x_seq, damp)
+    else:
+        dead, hinv = hinv_upper_lean(build, damp)
+    # whole packed bytes per block
+    blocks = row_blocks(rows_n, cols, unit=8, budget=LARGE_BLOCK_ELEMS if large else None)
     one = len(blocks) == 1
     sizes: dict[str, int] = {}
     cos_g, cos_r, out_g, out_r = RunningCosine(), RunningCosine(), RunningCosine(), RunningCosine()
@@ -323,6 +355,9 @@ def _gptq_matrix(
             g_full[r0:r1] = g.w_hat
             r_full[r0:r1] = r.w_hat
         del w, g, r
+        if large:
+            trim_heap()
+    del hinv  # before block_row's data-dependent bound, which takes its own memory
     if not one:
         g_hat, r_hat = g_full, r_full
     row = block_row(info, sizes, cos_g.value(), out_g.value(), sample)
@@ -461,6 +496,11 @@ def _method() -> dict[str, Any]:
         "algorithm": "gptq",
         "reference": "Frantar et al. 2022, arXiv:2210.17323",
         "hessian": "2·XᵀX + damp·mean(diag)·I",
+        "factorisation": "upper Cholesky factor of H⁻¹ in float64 (torch) for matrices of "
+        f"up to {FLOAT32_H_ABOVE} values; larger matrices use float32 H (each tile of XᵀX "
+        "summed in float64, then rounded) factored in place with LAPACK (scipy spotrf, "
+        "spotri, spotrf), as AutoGPTQ also works in float32, and are quantized in row "
+        f"blocks of about {LARGE_BLOCK_ELEMS} values",
         "grid": "asymmetric min/max per (row, group of group_size input columns), "
         "fp16 scale and offset",
         "baseline": "rtn on the same grid",

@@ -6,7 +6,8 @@
 Each case runs `run_runner` (two measurements, as `evledger run` does: hashing, both
 measurements, the statement) in a fresh child process. The child first imports torch,
 safetensors and the runners, then runs the same runner once on a tiny warm-up file (two
-F16 256×256 matrices; for compare its GPTQ copy), so lazy imports and the BLAS/LAPACK
+F16 256×256 matrices; for compare its GPTQ copy; hessian runs it twice, the second time
+with its large-matrix float32/LAPACK path forced), so lazy imports and the BLAS/LAPACK
 workspaces are in place, then opens the model (headers only) and takes its RSS
 (VmRSS) as the **baseline**. It resets the high-water mark (writing "5" to
 /proc/self/clear_refs resets VmHWM on Linux), runs, and reads VmHWM as the **peak**.
@@ -95,7 +96,7 @@ def child(runner_name: str, original: str, params: dict[str, Any], warm_dir: str
 
     import runners.compare
     import runners.hessian
-    import runners.static  # noqa: F401
+    import runners.static
     from runners.model import ModelSource
     from runners.registry import get_runner
     from runners.statement import run_runner
@@ -106,6 +107,13 @@ def child(runner_name: str, original: str, params: dict[str, Any], warm_dir: str
     if runner_name == "static":
         warm["calibration"] = "gaussian"
     run_runner(runner, ModelSource(tiny), warm)
+    if runner_name == "hessian":  # once more on its large-matrix path (scipy's LAPACK/BLAS)
+        limit = runners.hessian.FLOAT32_H_ABOVE
+        runners.hessian.FLOAT32_H_ABOVE = 0
+        try:
+            run_runner(runner, ModelSource(tiny), warm)
+        finally:
+            runners.hessian.FLOAT32_H_ABOVE = limit
     gc.collect()
     model = ModelSource(None if original == "default" else original)
     gc.collect()
