@@ -433,12 +433,9 @@ def feedback_codes(
     shrinks rather than ‖W − Ŵ‖. No clamping: the grid is unbounded, the coder takes any code.
     Dead inputs (zero diagonal of H) are set to 1 first, as GPTQ does.
     """
-    from runners.gptq import _hinv_upper
+    from runners.gptq import dead_fixed_hinv
 
-    h = h.to(torch.float64).clone()
-    dead = torch.diagonal(h) == 0
-    h[dead, dead] = 1.0
-    hinv = _hinv_upper(h, damp).to(torch.float32)
+    _dead, hinv = dead_fixed_hinv(h, damp)
     w = w.to(torch.float32).clone()
     rows, cols = w.shape
     q = torch.empty(rows, cols)

@@ -281,11 +281,17 @@ def gptq(
     cols = w.shape[1]
     if h.shape != (cols, cols):
         raise ValueError(f"H has shape {tuple(h.shape)}, expected {(cols, cols)}")
+    dead, hinv = dead_fixed_hinv(h, damp)
+    return gptq_rows(w, hinv, dead, bits, group_size, block_size=block_size, grid=grid)
+
+
+def dead_fixed_hinv(h: torch.Tensor, damp: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H's dead-column mask, float32 upper Cholesky factor of (H + λI)⁻¹), dead inputs
+    (zero diagonal) set to 1 first; `h` is not modified."""
     h = h.to(torch.float64).clone()
     dead = torch.diagonal(h) == 0
     h[dead, dead] = 1.0
-    hinv = _hinv_upper(h, damp).to(torch.float32)
-    return gptq_rows(w, hinv, dead, bits, group_size, block_size=block_size, grid=grid)
+    return dead, _hinv_upper(h, damp).to(torch.float32)
 
 
 def gptq_rows(

@@ -440,24 +440,34 @@ def matrix_row(
 ) -> dict[str, Any]:
     """Per-matrix row: shape, bytes by part, ratio, weight cos, layer output cos, the Gaussian
     reference and the data-dependent bound at that cos."""
-    fp16 = 2 * w.numel()
-    cos = cosine(w, cm.w_hat)
+    out = output_cosine(x, w, cm.w_hat) if x is not None else None
+    row = figures_row(info, cm.bytes_by_part(), cosine(w, cm.w_hat), out)
+    add_data_bound(row, w)
+    return row
+
+
+def figures_row(
+    info: TensorInfo, sizes: dict[str, int], cos: float, layer_out_cos: float | None
+) -> dict[str, Any]:
+    """`matrix_row` without the data bound, from byte counts by part and the cosines (the
+    row of a matrix measured whole, or block by block: runners.stream)."""
+    n = info.numel
+    total = sum(sizes.values())
     row: dict[str, Any] = {
         "name": info.name,
         "shape": list(info.shape),
-        "params": w.numel(),
-        "bytes_fp16": fp16,
-        "bytes_total": cm.nbytes,
+        "params": n,
+        "bytes_fp16": 2 * n,
+        "bytes_total": total,
     }
-    for k, v in cm.bytes_by_part().items():
+    for k, v in sizes.items():
         row[f"bytes_{k}"] = v
-    row["ratio"] = fp16 / cm.nbytes
-    row["bits_per_weight"] = 8.0 * cm.nbytes / w.numel()
+    row["ratio"] = 2 * n / total
+    row["bits_per_weight"] = 8.0 * total / n
     row["cos"] = cos
-    if x is not None:
-        row["layer_out_cos"] = output_cosine(x, w, cm.w_hat)
+    if layer_out_cos is not None:
+        row["layer_out_cos"] = layer_out_cos
     row["rd_gaussian_ratio"] = bound_ratio(cos)
-    add_data_bound(row, w)
     return row
 
 

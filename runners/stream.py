@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ledger.ratedistortion import bound_ratio
-from runners.measure import ReconstructionDigest, matrix_row, scalar_compress
+from runners.measure import ReconstructionDigest, figures_row, matrix_row, scalar_compress
 from runners.physics import add_sampled_bound, sample_index
 
 if TYPE_CHECKING:
@@ -217,22 +216,6 @@ def block_row(
     sample: RowSample,
 ) -> dict[str, Any]:
     """`runners.measure.matrix_row` from byte counts and cosines (same keys, same order)."""
-    n = info.numel
-    total = sum(sizes.values())
-    row: dict[str, Any] = {
-        "name": info.name,
-        "shape": list(info.shape),
-        "params": n,
-        "bytes_fp16": 2 * n,
-        "bytes_total": total,
-    }
-    for k, v in sizes.items():
-        row[f"bytes_{k}"] = v
-    row["ratio"] = 2 * n / total
-    row["bits_per_weight"] = 8.0 * total / n
-    row["cos"] = cos
-    if layer_out_cos is not None:
-        row["layer_out_cos"] = layer_out_cos
-    row["rd_gaussian_ratio"] = bound_ratio(cos)
+    row = figures_row(info, sizes, cos, layer_out_cos)
     sample.add_bound(row)
     return row
