@@ -346,15 +346,16 @@ def _gptq_matrix(
             sizes[k] = sizes.get(k, 0) + len(v)
         cos_g.update(w, g.w_hat)
         cos_r.update(w, r.w_hat)
-        out_g.update(x_eval @ w.T, x_eval @ g.w_hat.T)
-        out_r.update(x_eval @ w.T, x_eval @ r.w_hat.T)
+        y = x_eval @ w.T  # the original layer's output, once for both comparisons
+        out_g.update(y, x_eval @ g.w_hat.T)
+        out_r.update(y, x_eval @ r.w_hat.T)
         digest.update(g.w_hat)
         if one:
             g_hat, r_hat = (g.w_hat, r.w_hat) if keep else (None, None)
         elif g_full is not None and r_full is not None:
             g_full[r0:r1] = g.w_hat
             r_full[r0:r1] = r.w_hat
-        del w, g, r
+        del w, g, r, y
         if large:
             trim_heap()
     del hinv  # before block_row's data-dependent bound, which takes its own memory
